@@ -9,6 +9,7 @@ import nbformat
 from nbclient import NotebookClient
 
 flags = set(os.environ.get("LOCUS_RUN_FLAGS", "").split())
+os.environ.pop("MPLBACKEND", None)   # the kernel must use its inline backend, or figures are lost (make exports Agg)
 skip_re = re.compile(r"^\s*#\|\s*(gpu|slow|eval:\s*false)\b", re.M)
 
 def run(path: Path):
