@@ -84,7 +84,7 @@ def test_bad_boxes_are_counted_not_crashed():
              [480, 480, 530, 530]]                    # the last is half outside: clipped to 32 x 32 and kept
     cues = sample_cues(ASTRO, boxes, n=3, seed=0, source="astro")
     assert [c.object_box for c in cues] == [(480, 480, 512, 512)] and cues[0].box[2:] == (512, 512)   # clipped, then padded
-    assert dict(cues.rejected) == {"outside_image": 1, "invalid_box": 3, "below_min_side": 1, "aspect": 1, "out_of_boxes": 1}
+    assert dict(cues.rejected) == {"outside_image": 1, "invalid_box": 4, "below_min_side": 1, "aspect": 1, "out_of_boxes": 1}
 
 def test_no_usable_box_and_tiny_image():
     assert dict(sample_cues(ASTRO, [], n=2, source="a").rejected) == {"no_usable_box": 1}
