@@ -47,6 +47,7 @@ def test_attributes_spans_and_shortcodes():
         '[paper](https://arxiv.org/abs/1) and word'
     assert site('## Setup {#setup .unnumbered}') == '## Setup { #setup }'
     assert gfm('## Setup {#setup .unnumbered}') == '## Setup'
+    assert site('## Appendix {.unnumbered}') == '## Appendix'
     assert gfm('![fig](a.png){width=50%}') == '![fig](a.png)'
     assert site('`{x}` and `[a]{.b}`') == '`{x}` and `[a]{.b}`'           # code spans untouched
     with pytest.raises(ValueError, match='shortcode'): site('{{< video a.mp4 >}}')

@@ -159,11 +159,10 @@ class Ctx:
         if self.flavor == 'gfm': return f'{self.doc_url}/{Path(self.pages[rel]).with_suffix(".html").as_posix()}{m.group(2) or ""}'
         return os.path.relpath(self.pages[rel], Path(self.page).parent or '.') + (m.group(2) or '')
 
-_attrs = re.compile(r'\{([^{}\n]*)\}')
-def _attr_list(a, keep_ids=True):
-    "Quarto attributes `{#id .class key=value}` as Python-Markdown's attr_list keeps them (ids only)."
+def _attr_list(a):
+    "Quarto attributes `{#id .class key=value}` as Python-Markdown's attr_list keeps them (the id only)."
     ids = re.findall(r'#([\w.:-]+)', a)
-    return f'{{ #{ids[0]} }}' if ids and keep_ids else ''
+    return f'{{ #{ids[0]} }}' if ids else ''
 
 def _inline(line, ctx):
     "Links, spans, images and their attributes on one line (outside code)."
@@ -255,7 +254,7 @@ def translate(md, ctx):
             lang = re.sub(r'^\{?\.?([\w+-]*).*$', r'\1', info) if info else ''
             out.append(f'{m.group(1)}{fence}{lang}'); continue
         h = re.match(r'^(#{1,6}\s.*?)\s*(\{\s*[#.][^{}]*\}|\{[^{}]*=[^{}]*\})\s*$', l)
-        if h: l = h.group(1) + (' ' + _attr_list(h.group(2)) if ctx.flavor == 'site' else '')
+        if h: l = (h.group(1) + ' ' + (_attr_list(h.group(2)) if ctx.flavor == 'site' else '')).rstrip()
         out.append(_inline(l, ctx))
     if ctx.flavor == 'site': out = _python_markdown_blocks(out)
     out = _divs(out, ctx)
