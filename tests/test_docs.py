@@ -128,7 +128,7 @@ def test_check_readme_flags_leftovers(tmp_path):
     assert any('without a language' in e for e in errs) and any('missing file missing.png' in e for e in errs)
 
 def test_nbdev_processing_of_a_notebook():
-    "nbdev's processors on a real notebook: hidden cells gone, export -> API entry with docments, outputs as committed."
+    "nbdev's processors on a notebook: hidden cells gone, export -> API entry with docments, outputs as committed."
     nb = docs.process_all([ROOT/'tests'/'fixtures'/'docs_demo.ipynb'], workers=1)[ROOT/'tests'/'fixtures'/'docs_demo.ipynb']
     assert nb['frontmatter']['title'] == 'Demo notebook'
     files = {}
@@ -138,4 +138,5 @@ def test_nbdev_processing_of_a_notebook():
     assert '| r | float | radius, in pixels |' in md and '*Area of a circle.*' in md
     assert 'committed output' in md and 'only the output' in md and "print('only the output')" not in md
     assert '!!! tip "Radius, not diameter"' in md and r'$A = \pi r^2$' in md
+    assert 'measured on an H100' in md          # a `#| gpu` cell is not run (its import would fail): output as committed
     assert list(files) == ['demo_files/cell-8-output-1.png'] or len(files) == 1

@@ -10,7 +10,7 @@ swaps only the renderer:
 1. nbdev's own docs processors (`nbdev.processors.FilterDefaults`: frontmatter, hidden cells removed, `show_doc`
    entries added after export cells, backticked names linked) run in-process on each notebook, as `nbdev_docs` runs
    them before calling Quarto. Committed outputs are kept (nbdev re-executes import cells; we put back what the
-   notebook shows); `show_doc` renders nbdev 2.3's API entry (signature, docstring, docments table); and public
+   notebook shows; and, unlike nbdev, never runs cells flagged `#| gpu`, `#| slow`...); `show_doc` renders nbdev 2.3's API entry (signature, docstring, docments table); and public
    methods of exported classes get an entry of their own, so that every symbol in `_modidx.py` has one.
 2. Each processed notebook becomes one markdown page. Processed notebooks carry Quarto markdown (callouts, fenced
    divs, `{...}` attributes, `#| echo/output/include/code-fold` options, links to `.ipynb` and to the published
@@ -109,10 +109,12 @@ def process(path):
     "Run nbdev's docs processors on one notebook; return it as a plain dict. Committed outputs are kept."
     os.chdir(ROOT); sys.path.insert(0, str(ROOT))
     os.environ.update(IN_TEST='1', HF_HUB_OFFLINE='1', MPLBACKEND='Agg')
-    import nbdev.showdoc
+    import nbdev.showdoc, nbdev.processors as nbp
     from execnb.nbio import read_nb
     from nbdev.processors import FilterDefaults, add_show_docs
     nbdev.showdoc.BasicMarkdownRenderer = _table_renderer()
+    flags, do_eval = set(cfg().get('tst_flags', '').split()), nbp._do_eval    # `#| gpu`/`#| slow` cells: never run
+    nbp._do_eval = lambda cell: None if flags & set(cell.directives_) else do_eval(cell)
     from nbdev.frontmatter import _md2dict
     nb, warns = read_nb(path), []
     title = next((c for c in nb.cells if c.cell_type == 'markdown' and 'title' in _md2dict(c.source)), None)

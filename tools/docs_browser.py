@@ -93,7 +93,9 @@ def main(argv):
             shots.mkdir(parents=True, exist_ok=True)
             for name, page in [('front', 'index.html'), ('notebook', next((p for p in pages[1:] if any(
                     u.startswith(p + '#') for u in syms.values())), pages[-1]))]:
-                drv.get(url + page); time.sleep(1); drv.save_screenshot(str(shots/f'docs-{name}.png'))
+                drv.get(url + page); time.sleep(1)                  # the whole page, up to 4000 px tall
+                drv.set_window_size(1400, min(4000, drv.execute_script('return document.body.scrollHeight') + 140))
+                time.sleep(0.5); drv.save_screenshot(str(shots/f'docs-{name}.png')); drv.set_window_size(1400, 1000)
                 print(f'screenshot {shots}/docs-{name}.png ({page})')
         drv.get(url + 'index.html'); wait(drv, 'return document.readyState === "complete"')
         name = sorted(syms, key=lambda s: (s.count('.'), s))[0].split('.')[-1] if syms else cfg.lib_name
