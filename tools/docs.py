@@ -411,7 +411,7 @@ def mkdocs_config(c, src, site, nav):
     warn = 'warn'
     return load_config(
         config_file=io.StringIO('{}'), site_name=c.title, site_description=c.description,
-        site_url=c.doc_host.rstrip('/') + '/' + c.doc_baseurl.strip('/') + '/', copyright=c.copyright,
+        site_url=c.doc_host.rstrip('/') + '/' + c.doc_baseurl.strip('/') + '/', copyright='© ' + c.copyright,
         docs_dir=str(src), site_dir=str(site), use_directory_urls=False, strict=True, nav=nav,
         theme={'name': 'material', 'font': False, 'language': 'en',
                'features': ['navigation.top', 'navigation.sections', 'search.highlight', 'content.code.copy', 'toc.follow'],
