@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 export MPLBACKEND = Agg
 
-.PHONY: setup setup-docs test test-nbs test-py test-gpu test-slow check nbs docs docs-check docs-browser
+.PHONY: demo setup setup-docs test test-nbs test-py test-gpu test-slow check nbs docs docs-check docs-browser
 
 $(BIN)/.locus-installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,3 +69,8 @@ docs-check: setup-docs
 # search, no outside requests. SHOTS=/tmp/shots also saves screenshots of the front page and a notebook page.
 docs-browser: setup-docs
 	$(BIN)/python tools/docs_browser.py $(if $(SHOTS),--screenshots $(SHOTS))
+
+# The main job on any machine, offline: synthetic cues -> GRPO (LoRA) on the tiny Qwen2.5-VL -> runs/cpu-demo
+# (adapter, locus_config.yaml, metrics.md, samples/). On a GPU: `.venv/bin/locus train --config configs/qwen2.5-vl-3b-qlora.yaml`.
+demo: setup
+	$(BIN)/locus train --config configs/cpu_demo.yaml

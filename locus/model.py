@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['SKIP_QUANT', 'LORA_TARGETS', 'model_family', 'bnb_config', 'disable_cpu_repack', 'load_model',
-           'pixel_budget_of_checkpoint', 'describe_model', 'lora_config', 'check_pixel_budget']
+           'pixel_budget_of_checkpoint', 'describe_model', 'lora_config']
 
-# %% ../nbs/04_model.ipynb #cfd4a505
+# %% ../nbs/04_model.ipynb #aadd0d06
 import re
 from pathlib import Path
 from typing import Literal, Sequence
@@ -14,7 +14,7 @@ import torch
 from .boxes import MODEL_FRAMES, model_frame, pixel_budget
 from .testing import load_processor
 
-# %% ../nbs/04_model.ipynb #0cf29ecc
+# %% ../nbs/04_model.ipynb #7e838141
 def model_family(name_or_path: str | Path, # hub id or local checkpoint directory
                  trust_remote_code: bool = False, # never on unless you ask: it runs code from the checkpoint
                 ) -> str:
@@ -27,7 +27,7 @@ def model_family(name_or_path: str | Path, # hub id or local checkpoint director
     model_frame(cfg.model_type)   # raises for an unknown family
     return cfg.model_type
 
-# %% ../nbs/04_model.ipynb #4caa44d7
+# %% ../nbs/04_model.ipynb #b18479d6
 SKIP_QUANT = ("model.visual", "lm_head")   # full module prefixes in transformers 5 (a bare "visual" matches nothing)
 
 def bnb_config(bits: Literal[4, 8] = 4, # 4: NF4 QLoRA (default); 8: LLM.int8
@@ -42,7 +42,7 @@ def bnb_config(bits: Literal[4, 8] = 4, # 4: NF4 QLoRA (default); 8: LLM.int8
     if bits == 8: return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
     raise ValueError(f"bits must be 4 or 8, got {bits!r}")
 
-# %% ../nbs/04_model.ipynb #ed1359c5
+# %% ../nbs/04_model.ipynb #35c11223
 def disable_cpu_repack(model) -> int:
     "Turn off bitsandbytes' avx512-bf16 CPU weight repacking on every 4-bit layer (it breaks generate->train); returns the count."
     n = 0
@@ -50,7 +50,7 @@ def disable_cpu_repack(model) -> int:
         if hasattr(m, "support_avx512bf16_for_cpu"): m.support_avx512bf16_for_cpu = False; n += 1
     return n
 
-# %% ../nbs/04_model.ipynb #06fbabc7
+# %% ../nbs/04_model.ipynb #17e983b6
 def load_model(name_or_path: str | Path, # hub id or local directory (a base or a merged model)
                quantization: Literal["none", "4bit", "8bit"] = "none", # "4bit" = NF4 QLoRA base
                dtype: str = "bfloat16", # dtype of the unquantised weights ("float32" for CPU tests)
@@ -63,6 +63,7 @@ def load_model(name_or_path: str | Path, # hub id or local directory (a base or 
               ):
     "Load `(model, processor)`: base, + LoRA adapter, or merged; optionally 4-bit with the vision tower and lm_head whole."
     from transformers import AutoModelForImageTextToText
+    if (min_pixels is None) != (max_pixels is None): raise ValueError("Give both min_pixels and max_pixels, or neither.")
     model_family(name_or_path, trust_remote_code)
     kw = dict(dtype=getattr(torch, dtype), attn_implementation=attn_implementation, use_safetensors=True,
               trust_remote_code=trust_remote_code)
@@ -78,7 +79,6 @@ def load_model(name_or_path: str | Path, # hub id or local directory (a base or 
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     proc_kw = {} if min_pixels is None else dict(min_pixels=min_pixels, max_pixels=max_pixels)
-    if (min_pixels is None) != (max_pixels is None): raise ValueError("Give both min_pixels and max_pixels, or neither.")
     processor = load_processor(name_or_path, trust_remote_code=trust_remote_code, **proc_kw) if proc_kw else \
                 load_processor(name_or_path, **pixel_budget_of_checkpoint(name_or_path))
     return model.eval(), processor
@@ -90,7 +90,7 @@ def pixel_budget_of_checkpoint(name_or_path) -> dict:
     b = pixel_budget(ip)
     return dict(min_pixels=b["min_pixels"], max_pixels=b["max_pixels"])
 
-# %% ../nbs/04_model.ipynb #eaef37c4
+# %% ../nbs/04_model.ipynb #c2c032de
 def describe_model(model) -> dict:
     "Parameter counts by part (vision tower, language model, lm_head), how many are 4/8-bit, trainable, and bytes."
     parts = {"vision tower": "model.visual.", "language model": "model.language_model.", "lm_head": "lm_head."}
@@ -104,7 +104,7 @@ def describe_model(model) -> dict:
                           bytes=sum(p.numel() * p.element_size() for _, p in ps))
     return rows
 
-# %% ../nbs/04_model.ipynb #ee4a30c0
+# %% ../nbs/04_model.ipynb #f3b558f7
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 def lora_config(r: int = 16, # adapter rank
@@ -120,16 +120,3 @@ def lora_config(r: int = 16, # adapter rank
     if train_vision: names += "|qkv|proj|linear_fc1|linear_fc2"
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
                       target_modules=rf"^{scope}\..*\.({names})$")
-
-# %% ../nbs/04_model.ipynb #894d346c
-def check_pixel_budget(processor, # the processor that will feed the model
-                       min_pixels: int, # the budget the data set was built with (its `min_pixels` column)
-                       max_pixels: int, # ... and its `max_pixels` column
-                      ) -> None:
-    "Raise a clear error when the processor's pixel budget differs from the data set's."
-    b = pixel_budget(processor)
-    if (b["min_pixels"], b["max_pixels"]) != (int(min_pixels), int(max_pixels)):
-        raise ValueError(
-            f"Pixel budget mismatch: the data set was built for min_pixels={min_pixels}, max_pixels={max_pixels}, but the "
-            f"processor resizes with min_pixels={b['min_pixels']}, max_pixels={b['max_pixels']}. The model would answer in "
-            "another frame than the stored boxes. Set the model's min_pixels/max_pixels to the data set's, or rebuild the data.")

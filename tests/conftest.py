@@ -20,3 +20,8 @@ def pytest_collection_modifyitems(config, items):
         for mark in ("gpu", "slow"):
             if mark in item.keywords and mark not in selected:
                 item.add_marker(pytest.mark.skip(reason=f"`{mark}` test: run with `pytest -m {mark}`"))
+
+
+import warnings
+# transformers 5.23 renames gradient_checkpointing -> activation_checkpointing; the GPU image's 5.17 only knows the old name
+warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)

@@ -114,8 +114,8 @@ def test_resume_after_kill_loses_nothing(tmp_path, cache):
     deadline = time.time() + 600
     while not (killed / "checkpoint-2" / "trainer_state.json").exists():
         assert p.poll() is None, p.stdout.read()[-3000:]
-        assert time.time() < deadline; time.sleep(0.2)
-    time.sleep(0.5); p.send_signal(signal.SIGKILL); p.wait()
+        assert time.time() < deadline; time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
     assert not (killed / "adapter_model.safetensors").exists() and not (killed / "checkpoint-6").exists(), "the run finished before the kill"
     p = _run(args_for(killed, cache, *extra, steps=6)); out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out[-3000:]

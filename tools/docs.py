@@ -105,6 +105,16 @@ class MethodDocs:
                     new = mk_cell(f'show_doc({cls.name}.{m.name})'); new.has_sd = True
                     cells.insert(j, new)
 
+def _mixed_imports(cell) -> bool:
+    "An unexported cell with top-level imports *and* other code: nbdev would run it out of context (its FAQ warns); we don't."
+    import ast
+    if cell.cell_type != 'code' or cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return False
+    try: body = ast.parse(cell.source).body
+    except SyntaxError: return False
+    has_import = any(isinstance(n, (ast.Import, ast.ImportFrom)) for t in body for n in ast.walk(t))   # nbdev looks anywhere
+    defs = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return has_import and any(not isinstance(t, defs) for t in body)
+
 def process(path):
     "Run nbdev's docs processors on one notebook; return it as a plain dict. Committed outputs are kept."
     os.chdir(ROOT); sys.path.insert(0, str(ROOT))
@@ -114,7 +124,7 @@ def process(path):
     from nbdev.processors import FilterDefaults, add_show_docs
     nbdev.showdoc.BasicMarkdownRenderer = _table_renderer()
     flags, do_eval = set(cfg().get('tst_flags', '').split()), nbp._do_eval    # `#| gpu`/`#| slow` cells: never run
-    nbp._do_eval = lambda cell: None if flags & set(cell.directives_) else do_eval(cell)
+    nbp._do_eval = lambda cell: None if flags & set(cell.directives_) or _mixed_imports(cell) else do_eval(cell)
     from nbdev.frontmatter import _md2dict
     nb, warns = read_nb(path), []
     title = next((c for c in nb.cells if c.cell_type == 'markdown' and 'title' in _md2dict(c.source)), None)
