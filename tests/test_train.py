@@ -81,7 +81,8 @@ def test_rewards_see_their_own_truth(tmp_path, cache, monkeypatch):
 # --- LoRA and QLoRA steps: adapters move, the base does not
 @pytest.mark.parametrize("mode", ["lora", "qlora"])
 def test_grpo_step_moves_lora_only(tmp_path, cache, monkeypatch, mode):
-    cfg, targs = parse_config(args_for(tmp_path, cache, "--mode", mode, "--beta", "0.0", steps=2))
+    dtype = "bfloat16" if mode == "lora" else "float32"      # bf16 LoRA; QLoRA computes in bf16 with fp32 elsewhere
+    cfg, targs = parse_config(args_for(tmp_path, cache, "--mode", mode, "--dtype", dtype, "--beta", "0.0", steps=2))
     # A random model never emits a box, so IoU is 0 and every advantage is 0: give the rollouts a reward that
     # differs between them (their length), so that GRPO has a gradient to follow.
     monkeypatch.setattr(T, "locus_rewards", lambda c, o: ([lambda completions, **kw: [float(len(T.completion_text(x))) for x in completions]], [1.0]))
