@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from locus.attention import (AttentionUnavailable, BoxedItem, aib_from_inputs, attention_cli, attention_in_box,
-                             attention_report, bootstrap_ci, box_mask, build_inputs, check_eager, decoder_attentions,
+                             attention_report, bootstrap_ci, paired_difference, box_mask, build_inputs, check_eager, decoder_attentions,
                              image_token_spans, item_aib, load_boxed_items, peak_in_box, run_aib, summarize_aib)
 from locus.boxes import convert_box, pixel_budget, resized_size
 from locus.testing import crop_pair_inputs, tiny_checkpoint, tiny_qwen25_vl
@@ -246,9 +246,22 @@ def test_report_files(tiny, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out" / "aib_items.csv")))
     assert [(r["id"], r["model"]) for r in rows] == [("astro/patch", "a"), ("spoon", "a"), ("astro/patch", "b"), ("spoon", "b")]
     assert float(rows[1]["aib"]) == pytest.approx(results["a"][1].aib, abs=1e-6) and rows[1]["image_tokens"] == str(6 * 9)       # coffee: 252 x 168 px
-    assert json.loads((tmp_path / "out" / "aib_summary.json").read_text())["a"]["n"] == 2
-    assert summaries["a"]["aib"] == pytest.approx(np.mean([r.aib for r in results["a"]]))
-    assert summarize_aib(results["a"])["per_layer"] == summaries["a"]["per_layer"]
+    written = json.loads((tmp_path / "out" / "aib_summary.json").read_text())
+    assert written["models"]["a"]["n"] == 2 and written["paired"]["a"] == "a" and written["paired"]["mean_difference"] == 0.0
+    assert summaries["models"]["a"]["aib"] == pytest.approx(np.mean([r.aib for r in results["a"]]))
+    assert summarize_aib(results["a"])["per_layer"] == summaries["models"]["a"]["per_layer"]
+    assert attention_report(items, {"a": results["a"]}, tmp_path / "one", n_heatmaps=0)["paired"] is None
+
+
+def test_paired_difference_on_planted_gain(tiny):
+    model, processor = tiny
+    items = [BoxedItem(str(i), ASTRONAUT, "q", (i * 40, i * 30, i * 40 + 120, i * 30 + 150)) for i in range(5)]
+    base = run_aib(model, processor, items)
+    boosted = [type(r)(r.maps * np.where(r.mask, 2.0, 1.0), *[getattr(r, f) for f in ("mask", "box", "size", "resized", "query", "span")])
+               for r in base]
+    d = paired_difference(base, boosted)
+    assert d["n"] == 5 and d["b_higher"] == 1.0 and 0 < d["ci"][0] <= d["mean_difference"] <= d["ci"][1]
+    assert d["mean_difference"] == pytest.approx(np.mean([b.aib - a.aib for a, b in zip(base, boosted)]))
 
 
 def test_cli_help_documents_every_parameter():
@@ -276,7 +289,9 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     stdout = capsys.readouterr().out
     assert "one: mean AIB" in stdout and "two: mean AIB" in stdout, stdout
     summary = json.loads((out / "aib_summary.json").read_text())
-    assert summary["one"]["n"] == 2 and summary["one"]["aib"] == pytest.approx(summary["two"]["aib"])   # same weights
+    models = summary["models"]
+    assert models["one"]["n"] == 2 and models["one"]["aib"] == pytest.approx(models["two"]["aib"])   # same weights
+    assert summary["paired"]["mean_difference"] == pytest.approx(0.0, abs=1e-6) and "two - one: +0.0000" in stdout
     assert len(list((out / "heatmaps").glob("*.png"))) == 1 and (out / "aib_layers.png").stat().st_size > 10_000
     rows = list(csv.DictReader(open(out / "aib_items.csv")))
     assert len(rows) == 4 and all(0 < float(r["aib"]) < 1 for r in rows)
