@@ -253,15 +253,18 @@ def test_report_files(tiny, tmp_path):
     assert attention_report(items, {"a": results["a"]}, tmp_path / "one", n_heatmaps=0)["paired"] is None
 
 
-def test_paired_difference_on_planted_gain(tiny):
-    model, processor = tiny
-    items = [BoxedItem(str(i), ASTRONAUT, "q", (i * 40, i * 30, i * 40 + 120, i * 30 + 150)) for i in range(5)]
-    base = run_aib(model, processor, items)
-    boosted = [type(r)(r.maps * np.where(r.mask, 2.0, 1.0), *[getattr(r, f) for f in ("mask", "box", "size", "resized", "query", "span")])
-               for r in base]
+def test_paired_difference_on_planted_gain():
+    from locus.attention import AIBResult
+    rng = np.random.default_rng(0)
+    def result(maps, box): return AIBResult(maps, box_mask(box, (8, 8)), list(box), (224, 224), (224, 224), 0, (0, 64))
+    boxes = [(i * 28, i * 20, i * 28 + 60, i * 20 + 80) for i in range(5)]
+    base = [result(rng.random((3, 8, 8)), b) for b in boxes]
+    boosted = [result(r.maps * np.where(r.mask, 2.0, 1.0), r.box) for r in base]   # twice the attention in the box
     d = paired_difference(base, boosted)
     assert d["n"] == 5 and d["b_higher"] == 1.0 and 0 < d["ci"][0] <= d["mean_difference"] <= d["ci"][1]
     assert d["mean_difference"] == pytest.approx(np.mean([b.aib - a.aib for a, b in zip(base, boosted)]))
+    assert paired_difference(boosted, base)["mean_difference"] == pytest.approx(-d["mean_difference"])
+    with pytest.raises(ValueError, match="same items"): paired_difference(base, boosted[:3])
 
 
 def test_cli_help_documents_every_parameter():
