@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'merge_cli', 'main']
 
-# %% ../nbs/10_cli.ipynb #16dcaab4
+# %% ../nbs/10_cli.ipynb #dd913060
 import importlib, sys
 from pathlib import Path
 
-# %% ../nbs/10_cli.ipynb #2fce4c1a
+# %% ../nbs/10_cli.ipynb #71c8b608
 def merge_cli(adapter: str, # LoRA adapter folder written by `locus train` (its output_dir)
               output: str, # folder to write the merged model to (safetensors + processor)
               base: str = None, # base checkpoint (default: the one recorded in the adapter's config)
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None):
     if cmd == "train": f(rest); return 0
     from fastcore.script import anno_parser
     f = getattr(f, "__wrapped__", f)
-    args = anno_parser(f, prog=f"locus {cmd}").parse_args(rest)
-    res = f(**vars(args))
+    kw = vars(anno_parser(f, prog=f"locus {cmd}").parse_args(rest))
+    for k in ("pdb", "xtra"): kw.pop(k, None)          # anno_parser's hidden options
+    res = f(**kw)
     return res if isinstance(res, int) else 0

@@ -278,17 +278,14 @@ def test_cli_help_documents_every_parameter():
     assert (args.limit, args.max_pixels, args.quantization) == (3, 50176, "none")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("locus.model") is None,
-                    reason="the CLI loads models with locus.model.load_model, which is written in parallel (issue: model loading)")
-def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
-    "`python -m locus.attention ...`, run in this process (runpy) to spare a second interpreter's imports."
-    import runpy
+def test_cli_end_to_end(tmp_path, capsys):
+    "`locus attention ...` through the real dispatcher, in this process to spare a second interpreter's imports."
+    from locus.cli import main
     ckpt = tiny_checkpoint(tmp_path / "tiny")
     path = write_data(tmp_path)
     out = tmp_path / "report"
-    monkeypatch.setattr(sys, "argv", ["locus.attention", str(path), str(ckpt), "--model_b", str(ckpt), "--names", "one,two",
-                                      "--out", str(out), "--dtype", "float32", "--heatmaps", "1"])
-    runpy.run_module("locus.attention", run_name="__main__", alter_sys=True)
+    assert main(["attention", str(path), str(ckpt), "--model_b", str(ckpt), "--names", "one,two",
+                 "--out", str(out), "--dtype", "float32", "--heatmaps", "1"]) == 0
     stdout = capsys.readouterr().out
     assert "one: mean AIB" in stdout and "two: mean AIB" in stdout, stdout
     summary = json.loads((out / "aib_summary.json").read_text())
