@@ -203,3 +203,11 @@ def test_check_pixel_budget(tmp_path):
     ok = Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": SMALL["max_pixels"]})
     assert check_pixel_budget(dd["train"], ok)["max_pixels"] == SMALL["max_pixels"]
     with pytest.raises(ValueError, match="was built for pixel budget"): check_pixel_budget(dd["train"], Qwen2VLImageProcessorPil())
+
+def test_num_proc_does_not_change_the_data(tmp_path):
+    cfg = ProxyConfig(n_train=20, n_val=4, **SMALL)
+    one = build_proxy_dataset(SyntheticSource(60), cfg, cache_dir=tmp_path / "1", progress=False, num_proc=1)
+    two = build_proxy_dataset(SyntheticSource(60), cfg, cache_dir=tmp_path / "2", progress=False, num_proc=2)
+    for s in ("train", "validation"):
+        a, b = one[s].data.table.to_pylist(), two[s].data.table.to_pylist()
+        assert a == b and len(a) == {"train": 20, "validation": 4}[s]
