@@ -52,12 +52,12 @@ def sampling(photos, n_per_image, reps):
                 got[k] += len(cs); rej[k] += cs.rejected.get("flat", 0) + cs.rejected.get("ambiguous", 0)
     return {k: (got[k] / t[k], 1000 * t[k] / got[k], rej[k] / (got[k] + rej[k])) for k in settings}
 
-def build_time(src, cfg, repeats=2):
+def build_time(src, cfg, num_proc=1, repeats=2):
     "Seconds per cue of a fresh build (best of `repeats`), and the build's report."
     best = None
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as d:
-            t0 = time.perf_counter(); dd = build_proxy_dataset(src, cfg, cache_dir=d, progress=False); dt = time.perf_counter() - t0
+            t0 = time.perf_counter(); dd = build_proxy_dataset(src, cfg, cache_dir=d, progress=False, num_proc=num_proc); dt = time.perf_counter() - t0
         n = sum(dd.report["rows"].values())
         if best is None or dt / n < best[0]: best = (dt / n, n, dd.report)
     return best
@@ -69,7 +69,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="passes over the photos per sampling measurement")
     args = ap.parse_args()
     photos = photos_1mp()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), no GPU; python {platform.python_version()}, numpy {np.__version__}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), no GPU; python {platform.python_version()}, numpy {np.__version__}")
     print(f"photos: {len(photos)} bundled scikit-image photos resized to ~1 MP ({', '.join(f'{im.width}x{im.height}' for im in photos.values())})\n")
     print("1. Cue sampling, random-crop mode (tiny:small 70:30); one call = one image, so per-image setup is included")
     print(f"{'cues/image':>10s}  {'setting':28s} {'cues/s':>8s} {'ms/cue':>8s} {'rejected':>9s} {'time vs off':>12s}")
@@ -83,19 +83,20 @@ def main():
         folder = FolderSource(photo_folder(Path(pdir), photos, args.n_build))
         syn = SyntheticSource(10 * args.n_build, seed=0, canvas=(1155, 866), n_objects=12)
         t0 = time.perf_counter(); [syn.scene(i) for i in range(20)]; gen_ms = 1000 * (time.perf_counter() - t0) / 20
-        print(f"2. Proxy data-set build, default budget (max 1,003,520 px), cues_per_image=2, one process, best of 2;")
+        print(f"2. Proxy data-set build, default budget (max 1,003,520 px), cues_per_image=2, best of 2;")
         print(f"   {args.n_build} cues built, extrapolated to {args.target:,}")
-        print(f"{'source':34s} {'format':>6s} {'checks':>6s} {'ms/cue':>7s} {'min per ' + format(args.target, ','):>15s}")
+        print(f"{'source':36s} {'format':>6s} {'checks':>6s} {'procs':>5s} {'ms/cue':>7s} {'min per ' + format(args.target, ','):>15s}")
         rows = {}
-        runs = [("1 MP real-photo JPEGs, random crops", folder, PRESETS["random"]), ("1 MP synthetic scenes, object boxes", syn, CueConfig())]
-        for label, src, cue in runs:
-            for fmt, checks in (("jpeg", True), ("jpeg", False), ("png", True)):
+        runs = [("1 MP real-photo JPEGs, random crops", folder, PRESETS["random"], [("jpeg", True, 1), ("jpeg", False, 1), ("png", True, 1), ("jpeg", True, 2)]),
+                ("1 MP synthetic scenes, object boxes", syn, CueConfig(), [("jpeg", True, 1), ("jpeg", False, 1)])]
+        for label, src, cue, settings in runs:
+            for fmt, checks, procs in settings:
                 c = cue if checks else replace(cue, reject_flat=False, reject_ambiguous=False)
-                spc, n, rep = build_time(src, ProxyConfig(n_train=args.n_build - n_val, n_val=n_val, image_format=fmt, cue=c))
-                rows[label, fmt, checks] = spc
-                print(f"{label:34s} {fmt:>6s} {'on' if checks else 'off':>6s} {1000 * spc:7.1f} {spc * args.target / 60:15.1f}")
-        for label, _, _ in runs:
-            print(f"{label}: checks on / off = {rows[label, 'jpeg', True] / rows[label, 'jpeg', False]:.2f}x the build time")
+                spc, n, rep = build_time(src, ProxyConfig(n_train=args.n_build - n_val, n_val=n_val, image_format=fmt, cue=c), num_proc=procs)
+                rows[label, fmt, checks, procs] = spc
+                print(f"{label:36s} {fmt:>6s} {'on' if checks else 'off':>6s} {procs:5d} {1000 * spc:7.1f} {spc * args.target / 60:15.1f}")
+        for label, *_ in runs:
+            print(f"{label}: checks on / off = {rows[label, 'jpeg', True, 1] / rows[label, 'jpeg', False, 1]:.2f}x the build time")
         print(f"(generating one synthetic 1 MP scene takes {gen_ms:.0f} ms, i.e. ~{gen_ms / 2:.0f} ms per cue of the synthetic rows)")
 
 if __name__ == "__main__":
