@@ -214,3 +214,11 @@ def test_num_proc_does_not_change_the_data(tmp_path):
     for s in ("train", "validation"):
         a, b = one[s].data.table.to_pylist(), two[s].data.table.to_pylist()
         assert a == b and len(a) == {"train": 20, "validation": 4}[s]
+
+def test_trl_fills_the_placeholders(tmp_path):
+    "TRL's own multimodal preparation accepts a row as stored (two placeholders, two images, in order)."
+    data_utils = pytest.importorskip("trl.data_utils")
+    ex = build_proxy_dataset(SyntheticSource(20), ProxyConfig(n_train=2, n_val=1, **SMALL), cache_dir=tmp_path, progress=False)["train"][0]
+    (msg,) = data_utils.prepare_multimodal_messages(ex["prompt"], ex["images"])
+    assert [p["type"] for p in msg["content"]] == ["image", "image", "text"]
+    assert msg["content"][0]["image"].size == tuple(ex["model_size"]) and msg["content"][1]["image"] is ex["images"][1]
