@@ -294,3 +294,18 @@ def test_eval_cli_end_to_end_on_the_tiny_model(fx, tmp_path, capsys):
     assert metrics["vstar"]["n"] == 4 and metrics["pope"]["image_errors"] == 1
     assert (tmp_path / "run" / "metrics.md").read_text().count("| vstar |") == 3
     with pytest.raises(SystemExit): eval_cli(model="tiny", benchmarks="vstar", sources="pope=/x", out=str(tmp_path / "r2"))
+
+
+def test_lora_adapter_and_merged_models_run_through_the_harness(fx, tiny, tmp_path):
+    """A peft-wrapped model and a merged one go through the same code; a fresh LoRA (B = 0) must not change answers."""
+    import copy
+    from peft import LoraConfig, get_peft_model
+    model, processor = tiny
+    base = evaluate(model, processor, "vstar", tmp_path / "base", source=fx / "vstar", max_new_tokens=6, progress=False)
+    peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).eval()
+    lora = evaluate(peft_model, processor, "vstar", tmp_path / "lora", source=fx / "vstar", max_new_tokens=6, progress=False)
+    merged = evaluate(peft_model.merge_and_unload(), processor, "vstar", tmp_path / "merged", source=fx / "vstar",
+                      max_new_tokens=6, progress=False)
+    raws = [[r["raw"] for r in sorted(RunLog(tmp_path / d / "predictions.jsonl").of("vstar"), key=lambda r: r["id"])]
+            for d in ("base", "lora", "merged")]
+    assert raws[0] == raws[1] == raws[2] and base["metrics"] == lora["metrics"] == merged["metrics"]
