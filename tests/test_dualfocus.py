@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+
+torch.set_num_threads(1)   # 2 shared cores: one thread avoids OpenMP contention (see bench/eval_bench.py)
 from PIL import Image
 
 import locus.dualfocus as df
@@ -23,7 +25,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def vstar(tmp_path_factory):
-    return write_fixture("vstar", tmp_path_factory.mktemp("fx") / "vstar", n=4)
+    return write_fixture("vstar", tmp_path_factory.mktemp("fx") / "vstar", n=4, max_side=320)
 
 
 # ---------------------------------------------------------------- geometry

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+torch.set_num_threads(1)   # 2 shared cores: one thread avoids OpenMP contention (see bench/eval_bench.py)
 from PIL import Image
 
 from locus.boxes import convert_box, resized_size, iou
@@ -28,7 +31,7 @@ UPSTREAM = {  # column names of each hub data set, in hub order (lmms-eval task 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     root = tmp_path_factory.mktemp("fixtures")
-    for name in UPSTREAM: write_fixture(name, root / name, n=4, corrupt=[1])
+    for name in UPSTREAM: write_fixture(name, root / name, n=4, corrupt=[1], max_side=320)
     return root
 
 
@@ -204,7 +207,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 def test_resume_after_a_real_kill(tmp_path):
-    src = write_fixture("vstar", tmp_path / "vstar", n=12, corrupt=[3])
+    src = write_fixture("vstar", tmp_path / "vstar", n=12, corrupt=[3], max_side=256)
     run = tmp_path / "run"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run), str(src)], env=env)
@@ -226,7 +229,7 @@ def test_resume_after_a_real_kill(tmp_path):
 
 
 def test_missing_and_corrupt_images_are_counted(tmp_path):
-    src = write_fixture("pope", tmp_path / "pope", n=5, corrupt=[0])
+    src = write_fixture("pope", tmp_path / "pope", n=5, corrupt=[0], max_side=256)
     from datasets import load_dataset
     f = next((src / "data").glob("*.parquet"))
     ds = load_dataset("parquet", data_files=str(f), split="train").cast_column("image", __import__("datasets").Image(decode=False))
