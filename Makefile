@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 export MPLBACKEND = Agg
 
-.PHONY: setup test test-nbs test-py test-gpu test-slow check nbs
+.PHONY: setup setup-docs test test-nbs test-py test-gpu test-slow check nbs docs docs-check docs-browser
 
 $(BIN)/.locus-installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(BIN)/.locus-installed: settings.ini setup.py
 	touch $@
 
 setup: $(BIN)/.locus-installed
+
+$(BIN)/.locus-docs-installed: $(BIN)/.locus-installed
+	$(BIN)/python -m pip install -q -e ".[dev,docs]"
+	touch $@
+
+setup-docs: $(BIN)/.locus-docs-installed
 
 test: test-nbs test-py
 
@@ -43,6 +49,23 @@ check: setup
 	  echo "nbdev_clean/nbdev_export changed the files above: export from the notebooks and commit."; exit 1; }
 
 # Re-execute every notebook top to bottom, in place, keeping outputs (run after editing a notebook).
+# Kernels get matplotlib's inline backend (not the Agg exported above), so plt.show() figures land in the notebook.
 nbs: setup
-	$(BIN)/python tools/run_nbs.py
+	env -u MPLBACKEND $(BIN)/python tools/run_nbs.py
 	$(BIN)/nbdev_clean
+
+# The reader's path, generated from nbs/ offline in seconds (no Quarto): the site in docs/ (GitHub Pages serves it)
+# and README.md from nbs/index.ipynb. Both are committed: run `make docs` after changing a notebook, then commit.
+docs: setup-docs
+	$(BIN)/python tools/docs.py build
+
+# Pipeline tests; a strict rebuild must equal the committed docs/ and README.md; every notebook has a page, every
+# exported symbol an API entry; no broken link or anchor; nothing fetched from the internet.
+docs-check: setup-docs
+	$(BIN)/python -m pytest -q tests/test_docs.py
+	$(BIN)/python tools/docs.py check
+
+# The committed site in headless Chromium (Debian's chromium + chromium-driver): nav, API entries, figures, maths,
+# search, no outside requests. SHOTS=/tmp/shots also saves screenshots of the front page and a notebook page.
+docs-browser: setup-docs
+	$(BIN)/python tools/docs_browser.py $(if $(SHOTS),--screenshots $(SHOTS))

@@ -6,7 +6,7 @@
 __all__ = ['SKIP_QUANT', 'LORA_TARGETS', 'model_family', 'bnb_config', 'disable_cpu_repack', 'load_model',
            'pixel_budget_of_checkpoint', 'describe_model', 'lora_config', 'check_pixel_budget']
 
-# %% ../nbs/04_model.ipynb #db989e0b
+# %% ../nbs/04_model.ipynb #cfd4a505
 import re
 from pathlib import Path
 from typing import Literal, Sequence
@@ -14,7 +14,7 @@ import torch
 from .boxes import MODEL_FRAMES, model_frame, pixel_budget
 from .testing import load_processor
 
-# %% ../nbs/04_model.ipynb #b575a372
+# %% ../nbs/04_model.ipynb #0cf29ecc
 def model_family(name_or_path: str | Path, # hub id or local checkpoint directory
                  trust_remote_code: bool = False, # never on unless you ask: it runs code from the checkpoint
                 ) -> str:
@@ -27,7 +27,7 @@ def model_family(name_or_path: str | Path, # hub id or local checkpoint director
     model_frame(cfg.model_type)   # raises for an unknown family
     return cfg.model_type
 
-# %% ../nbs/04_model.ipynb #eae2451f
+# %% ../nbs/04_model.ipynb #4caa44d7
 SKIP_QUANT = ("model.visual", "lm_head")   # full module prefixes in transformers 5 (a bare "visual" matches nothing)
 
 def bnb_config(bits: Literal[4, 8] = 4, # 4: NF4 QLoRA (default); 8: LLM.int8
@@ -42,7 +42,7 @@ def bnb_config(bits: Literal[4, 8] = 4, # 4: NF4 QLoRA (default); 8: LLM.int8
     if bits == 8: return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
     raise ValueError(f"bits must be 4 or 8, got {bits!r}")
 
-# %% ../nbs/04_model.ipynb #86edb9b9
+# %% ../nbs/04_model.ipynb #ed1359c5
 def disable_cpu_repack(model) -> int:
     "Turn off bitsandbytes' avx512-bf16 CPU weight repacking on every 4-bit layer (it breaks generate->train); returns the count."
     n = 0
@@ -50,7 +50,7 @@ def disable_cpu_repack(model) -> int:
         if hasattr(m, "support_avx512bf16_for_cpu"): m.support_avx512bf16_for_cpu = False; n += 1
     return n
 
-# %% ../nbs/04_model.ipynb #db3663b3
+# %% ../nbs/04_model.ipynb #06fbabc7
 def load_model(name_or_path: str | Path, # hub id or local directory (a base or a merged model)
                quantization: Literal["none", "4bit", "8bit"] = "none", # "4bit" = NF4 QLoRA base
                dtype: str = "bfloat16", # dtype of the unquantised weights ("float32" for CPU tests)
@@ -58,7 +58,7 @@ def load_model(name_or_path: str | Path, # hub id or local directory (a base or 
                adapter: str | Path | None = None, # a LoRA adapter directory to apply (peft), for inference
                min_pixels: int | None = None, # processor pixel budget, lower end (None: the checkpoint's)
                max_pixels: int | None = None, # processor pixel budget, upper end (None: the checkpoint's)
-               device_map=None, # e.g. "auto" or {"": 0}; None keeps the model on CPU (or CUDA 0 when 4-bit on a GPU machine)
+               device_map=None, # e.g. "auto" or {"": 0}; None: CPU, or this process's GPU when quantised
                trust_remote_code: bool = False, # never on unless you ask
               ):
     "Load `(model, processor)`: base, + LoRA adapter, or merged; optionally 4-bit with the vision tower and lm_head whole."
@@ -68,7 +68,9 @@ def load_model(name_or_path: str | Path, # hub id or local directory (a base or 
               trust_remote_code=trust_remote_code)
     if quantization != "none":
         kw["quantization_config"] = bnb_config(4 if quantization == "4bit" else 8, compute_dtype=dtype)
-        if device_map is None and torch.cuda.is_available(): device_map = {"": torch.cuda.current_device()}
+        if device_map is None and torch.cuda.is_available():     # one whole copy per process (DDP), as TRL's scripts do
+            from accelerate import PartialState
+            device_map = {"": PartialState().local_process_index}
     if device_map is not None: kw["device_map"] = device_map
     model = AutoModelForImageTextToText.from_pretrained(name_or_path, **kw)
     if quantization != "none": disable_cpu_repack(model)
@@ -88,7 +90,7 @@ def pixel_budget_of_checkpoint(name_or_path) -> dict:
     b = pixel_budget(ip)
     return dict(min_pixels=b["min_pixels"], max_pixels=b["max_pixels"])
 
-# %% ../nbs/04_model.ipynb #2e8b6e90
+# %% ../nbs/04_model.ipynb #eaef37c4
 def describe_model(model) -> dict:
     "Parameter counts by part (vision tower, language model, lm_head), how many are 4/8-bit, trainable, and bytes."
     parts = {"vision tower": "model.visual.", "language model": "model.language_model.", "lm_head": "lm_head."}
@@ -102,7 +104,7 @@ def describe_model(model) -> dict:
                           bytes=sum(p.numel() * p.element_size() for _, p in ps))
     return rows
 
-# %% ../nbs/04_model.ipynb #8aa59b8b
+# %% ../nbs/04_model.ipynb #ee4a30c0
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 def lora_config(r: int = 16, # adapter rank
@@ -119,7 +121,7 @@ def lora_config(r: int = 16, # adapter rank
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
                       target_modules=rf"^{scope}\..*\.({names})$")
 
-# %% ../nbs/04_model.ipynb #42b66271
+# %% ../nbs/04_model.ipynb #894d346c
 def check_pixel_budget(processor, # the processor that will feed the model
                        min_pixels: int, # the budget the data set was built with (its `min_pixels` column)
                        max_pixels: int, # ... and its `max_pixels` column
