@@ -312,3 +312,14 @@ def test_lora_adapter_and_merged_models_run_through_the_harness(fx, tiny, tmp_pa
     raws = [[r["raw"] for r in sorted(RunLog(tmp_path / d / "predictions.jsonl").of("vstar"), key=lambda r: r["id"])]
             for d in ("base", "lora", "merged")]
     assert raws[0] == raws[1] == raws[2] and base["metrics"] == lora["metrics"] == merged["metrics"]
+
+
+def test_locus_cli_dispatcher_runs_eval_and_compare(fx, tmp_path, capsys):
+    """`locus eval` / `locus compare` through locus.cli.main, which parses with anno_parser and calls `__wrapped__`."""
+    from locus.cli import main
+    for name in ("a", "b"):
+        assert main(["eval", "tiny", "--benchmarks", "pope", "--sources", f"pope={fx / 'pope'}", "--out",
+                     str(tmp_path / name), "--quiet", "--max_new_tokens", "3"]) == 0
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "| pope | flips a -> b | 4 items: +0 gained, -0 lost |" in out      # same model, same answers
