@@ -16,6 +16,8 @@ from PIL import Image
 from fastcore.script import anno_parser, call_parse
 
 from .boxes import convert_box, iou, model_frame, pixel_budget, resized_size, xywh_to_xyxy
+from .cues import to_rgb
+from .data import MAX_IMAGE_PIXELS
 from .reward import answer_span, completion_text, parse_box
 
 # %% auto #0
@@ -63,9 +65,11 @@ def load_image(value, # PIL image, {"bytes", "path"} dict, raw bytes, base64 str
             elif not value: return None, "missing image (empty string)"
             else: im = Image.open(io.BytesIO(base64.b64decode(value, validate=True)))
         else: return None, f"missing image (unexpected {type(value).__name__})"
+        if im.width * im.height > MAX_IMAGE_PIXELS:                    # read from the header: nothing decoded yet
+            return None, f"image too large: {im.width}x{im.height} exceeds {MAX_IMAGE_PIXELS:,} pixels (decompression-bomb guard)"
         im.load()
         if min(im.size) < 1: return None, f"corrupt image: size {im.size}"
-        return im.convert("RGB"), None
+        return to_rgb(im), None                                           # grey, RGBA, CMYK, 16-bit, palette: as locus.cues does
     except Exception as e: return None, f"corrupt image: {type(e).__name__}: {str(e)[:120]}"
 
 # %% ../nbs/06_eval.ipynb #227c11ba

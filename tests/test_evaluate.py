@@ -323,3 +323,20 @@ def test_locus_cli_dispatcher_runs_eval_and_compare(fx, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "| pope | flips a -> b | 4 items: +0 gained, -0 lost |" in out      # same model, same answers
+
+
+def test_image_size_is_bounded_and_odd_modes_convert(monkeypatch):
+    "Benchmark images go through the same guards as training data: a pixel bound read from the header, and to_rgb."
+    import io
+    import numpy as np
+    from PIL import Image
+    import locus.evaluate as E
+    buf = io.BytesIO(); Image.new("RGB", (40, 30)).save(buf, format="PNG")
+    monkeypatch.setattr(E, "MAX_IMAGE_PIXELS", 1000)
+    im, why = E.load_image({"bytes": buf.getvalue(), "path": None})
+    assert im is None and "too large" in why and "40x30" in why
+    monkeypatch.undo()
+    for src in (Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 10).astype(np.uint16)), Image.new("CMYK", (8, 8)),
+                Image.new("LA", (8, 8)), Image.new("P", (8, 8))):
+        im, why = E.load_image(src)
+        assert why is None and im.mode == "RGB", (src.mode, why)
