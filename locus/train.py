@@ -8,7 +8,7 @@ __all__ = ['LOCUS_GRPO_DEFAULTS', 'REQUIRED_COLUMNS', 'METRIC_COLUMNS', 'LocusCo
            'locus_rewards', 'MemoryCallback', 'metrics_table', 'build_trainer', 'resolved_config', 'train', 'train_cli',
            'merge']
 
-# %% ../nbs/05_train.ipynb #69cd5cfe
+# %% ../nbs/05_train.ipynb #000ac40f
 import copy, json, math, os, shutil, sys, time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 from .boxes import iou
 from .reward import iou_reward, format_reward, box_parsed, make_acc_reward, parse_box, completion_text
 
-# %% ../nbs/05_train.ipynb #53c5810a
+# %% ../nbs/05_train.ipynb #fc5101f4
 def _opt(default, help: str, **kw):
     "A dataclass field with a `--help` text."
     return field(default=default, metadata={"help": help, **kw})
@@ -65,7 +65,7 @@ class LocusConfig:
         if self.mode not in ("qlora", "lora", "full"): raise ValueError(f"mode: expected 'qlora', 'lora' or 'full', got {self.mode!r}")
         if self.source not in ("coco", "hf", "folder", "synthetic"): raise ValueError(f"source: expected 'coco', 'hf', 'folder' or 'synthetic', got {self.source!r}")
 
-# %% ../nbs/05_train.ipynb #3f065761
+# %% ../nbs/05_train.ipynb #daa1d0e2
 LOCUS_GRPO_DEFAULTS: dict[str, Any] = dict(
     output_dir="runs/locus", num_generations=8, temperature=1.0, top_p=1.0, beta=0.01,
     learning_rate=1e-5, weight_decay=0.01, max_grad_norm=1.0, warmup_steps=0.05, lr_scheduler_type="cosine",
@@ -91,7 +91,7 @@ def parse_config(args: list[str] | None = None, # command line (default: sys.arg
     cfg, targs = make_parser().parse_args_and_config(args)
     return cfg, targs
 
-# %% ../nbs/05_train.ipynb #bafe6a68
+# %% ../nbs/05_train.ipynb #ed8ebf87
 def check_run(cfg: LocusConfig, # LOCUS settings
               targs, # TRL's GRPOConfig
               cuda: bool | None = None, # is a GPU available? (default: ask torch)
@@ -132,7 +132,7 @@ def check_data(dataset, # the training split
         from locus.data import check_pixel_budget
         check_pixel_budget(dataset, processor)
 
-# %% ../nbs/05_train.ipynb #dc0415b4
+# %% ../nbs/05_train.ipynb #ff09642a
 def resolve_model(cfg: LocusConfig) -> str:
     "The checkpoint to load: `cfg.model`, or the offline tiny model built once into the cache for 'tiny'."
     if cfg.model != "tiny": return cfg.model
@@ -179,7 +179,7 @@ def proxy_data(cfg: LocusConfig, progress: bool = True):
     from locus.data import build_proxy_dataset
     return build_proxy_dataset(proxy_source(cfg), proxy_config(cfg), cache_dir=Path(cfg.cache_dir).expanduser() / "proxy", progress=progress)
 
-# %% ../nbs/05_train.ipynb #463f9362
+# %% ../nbs/05_train.ipynb #e0d965c7
 class SampleRecorder:
     "A weight-0 reward function that writes sample completions, boxes and a picture every `every` steps."
     __name__ = "samples"
@@ -196,7 +196,7 @@ class SampleRecorder:
         return [0.0] * len(completions)
     def record(self, step, completions, solution, images):
         self.out.mkdir(parents=True, exist_ok=True)
-        n = kw_n = sum(1 for s in solution if list(s) == list(solution[0]))     # the first prompt's group
+        n = next((i for i, s in enumerate(solution) if list(s) != list(solution[0])), len(solution))   # the first prompt's group
         texts = [completion_text(c) for c in completions[:n]]
         boxes = [parse_box(t) for t in texts]
         ious = [iou(b, solution[0]) if b else 0.0 for b in boxes]
@@ -223,7 +223,7 @@ def locus_rewards(cfg: LocusConfig, out_dir) -> tuple[list, list[float]]:
     if cfg.sample_every: funcs.append(SampleRecorder(Path(out_dir) / "samples", cfg.sample_every)); weights.append(0.0)
     return funcs, weights
 
-# %% ../nbs/05_train.ipynb #fba16730
+# %% ../nbs/05_train.ipynb #c0325f54
 from transformers import TrainerCallback
 
 class MemoryCallback(TrainerCallback):
@@ -245,7 +245,7 @@ def metrics_table(log_history: list[dict]) -> "pd.DataFrame":
     df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS.values()))
     return df.dropna(axis=1, how="all").set_index("step")
 
-# %% ../nbs/05_train.ipynb #4d96af82
+# %% ../nbs/05_train.ipynb #e026e29c
 def build_trainer(cfg: LocusConfig, # LOCUS settings
                   targs, # TRL's GRPOConfig
                   dataset=None, # a proxy-task DatasetDict or Dataset; None: built from `cfg`
@@ -277,7 +277,7 @@ def build_trainer(cfg: LocusConfig, # LOCUS settings
     return GRPOTrainer(model=model, reward_funcs=funcs, args=targs, train_dataset=train, processing_class=processor,
                        peft_config=peft_cfg, callbacks=[MemoryCallback(), *(callbacks or [])])
 
-# %% ../nbs/05_train.ipynb #9252293a
+# %% ../nbs/05_train.ipynb #a2f481c3
 def _yaml_safe(v):
     "A value as plain YAML (enums by value, tuples as lists, anything else as its string)."
     import enum
@@ -317,7 +317,7 @@ def train(cfg: LocusConfig, # LOCUS settings
     return dict(output_dir=str(out), resumed_from=last, steps=trainer.state.global_step, seconds=round(time.time() - t0, 1),
                 final=table.iloc[-1].to_dict() if len(table) else {})
 
-# %% ../nbs/05_train.ipynb #09bb9d78
+# %% ../nbs/05_train.ipynb #b51fddae
 def train_cli(args: list[str] | None = None):
     "`locus train`: parse `--config` + overrides, train, print a summary."
     cfg, targs = parse_config(args)
@@ -325,7 +325,7 @@ def train_cli(args: list[str] | None = None):
     print(json.dumps(summary, indent=1, default=str))
     return summary
 
-# %% ../nbs/05_train.ipynb #60043630
+# %% ../nbs/05_train.ipynb #bf6d32fd
 def merge(adapter: str | Path, # a LoRA adapter folder written by `locus train`
           output: str | Path, # where to write the merged model
           base: str | None = None, # base checkpoint (default: the one recorded in the adapter's config)
@@ -340,10 +340,7 @@ def merge(adapter: str | Path, # a LoRA adapter folder written by `locus train`
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=getattr(torch, dtype), use_safetensors=True)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     output = Path(output); merged.save_pretrained(output, safe_serialization=True)
-    proc_src = adapter if (Path(adapter) / "preprocessor_config.json").exists() else base
-    load_processor(proc_src, **_budget(proc_src)).save_pretrained(output)
-    return output
-
-def _budget(path) -> dict:
     from locus.model import pixel_budget_of_checkpoint
-    return pixel_budget_of_checkpoint(path)
+    proc_src = adapter if (Path(adapter) / "preprocessor_config.json").exists() else base   # the run saved its processor
+    load_processor(proc_src, **pixel_budget_of_checkpoint(proc_src)).save_pretrained(output)
+    return output
