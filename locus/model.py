@@ -6,7 +6,7 @@
 __all__ = ['SKIP_QUANT', 'LORA_TARGETS', 'model_family', 'bnb_config', 'disable_cpu_repack', 'load_model',
            'pixel_budget_of_checkpoint', 'describe_model', 'lora_config']
 
-# %% ../nbs/04_model.ipynb #aadd0d06
+# %% ../nbs/04_model.ipynb #04501fe4
 import re
 from pathlib import Path
 from typing import Literal, Sequence
@@ -14,7 +14,7 @@ import torch
 from .boxes import MODEL_FRAMES, model_frame, pixel_budget
 from .testing import load_processor
 
-# %% ../nbs/04_model.ipynb #7e838141
+# %% ../nbs/04_model.ipynb #8fd5d7c5
 def model_family(name_or_path: str | Path, # hub id or local checkpoint directory
                  trust_remote_code: bool = False, # never on unless you ask: it runs code from the checkpoint
                 ) -> str:
@@ -27,7 +27,7 @@ def model_family(name_or_path: str | Path, # hub id or local checkpoint director
     model_frame(cfg.model_type)   # raises for an unknown family
     return cfg.model_type
 
-# %% ../nbs/04_model.ipynb #b18479d6
+# %% ../nbs/04_model.ipynb #62a73e3c
 SKIP_QUANT = ("model.visual", "lm_head")   # full module prefixes in transformers 5 (a bare "visual" matches nothing)
 
 def bnb_config(bits: Literal[4, 8] = 4, # 4: NF4 QLoRA (default); 8: LLM.int8
@@ -42,7 +42,7 @@ def bnb_config(bits: Literal[4, 8] = 4, # 4: NF4 QLoRA (default); 8: LLM.int8
     if bits == 8: return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
     raise ValueError(f"bits must be 4 or 8, got {bits!r}")
 
-# %% ../nbs/04_model.ipynb #35c11223
+# %% ../nbs/04_model.ipynb #2c23ac1c
 def disable_cpu_repack(model) -> int:
     "Turn off bitsandbytes' avx512-bf16 CPU weight repacking on every 4-bit layer (it breaks generate->train); returns the count."
     n = 0
@@ -50,7 +50,7 @@ def disable_cpu_repack(model) -> int:
         if hasattr(m, "support_avx512bf16_for_cpu"): m.support_avx512bf16_for_cpu = False; n += 1
     return n
 
-# %% ../nbs/04_model.ipynb #17e983b6
+# %% ../nbs/04_model.ipynb #36ce2c87
 def load_model(name_or_path: str | Path, # hub id or local directory (a base or a merged model)
                quantization: Literal["none", "4bit", "8bit"] = "none", # "4bit" = NF4 QLoRA base
                dtype: str = "bfloat16", # dtype of the unquantised weights ("float32" for CPU tests)
@@ -84,13 +84,15 @@ def load_model(name_or_path: str | Path, # hub id or local directory (a base or 
     return model.eval(), processor
 
 def pixel_budget_of_checkpoint(name_or_path) -> dict:
-    "The pixel budget a checkpoint's own processor config asks for, as `min_pixels`/`max_pixels`."
-    from transformers import AutoImageProcessor
-    ip = AutoImageProcessor.from_pretrained(name_or_path)
-    b = pixel_budget(ip)
-    return dict(min_pixels=b["min_pixels"], max_pixels=b["max_pixels"])
+    "The pixel budget a checkpoint's image-processor config asks for, as `min_pixels`/`max_pixels` (read, not instantiated)."
+    from transformers.image_processing_utils import ImageProcessingMixin   # works without torchvision, unlike AutoImageProcessor in 5.17
+    d, _ = ImageProcessingMixin.get_image_processor_dict(str(name_or_path))
+    size = d.get("size") or {}
+    lo, hi = d.get("min_pixels", size.get("shortest_edge")), d.get("max_pixels", size.get("longest_edge"))  # legacy keys win, as in from_pretrained
+    if lo is None or hi is None: raise ValueError(f"{name_or_path}: its image-processor config has no pixel budget (size={size!r})")
+    return dict(min_pixels=int(lo), max_pixels=int(hi))
 
-# %% ../nbs/04_model.ipynb #c2c032de
+# %% ../nbs/04_model.ipynb #74eb3826
 def describe_model(model) -> dict:
     "Parameter counts by part (vision tower, language model, lm_head), how many are 4/8-bit, trainable, and bytes."
     parts = {"vision tower": "model.visual.", "language model": "model.language_model.", "lm_head": "lm_head."}
@@ -104,7 +106,7 @@ def describe_model(model) -> dict:
                           bytes=sum(p.numel() * p.element_size() for _, p in ps))
     return rows
 
-# %% ../nbs/04_model.ipynb #f3b558f7
+# %% ../nbs/04_model.ipynb #32155363
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 def lora_config(r: int = 16, # adapter rank

@@ -222,7 +222,8 @@ def load_pretrained_vlm(path:str|Path,                  # a directory written by
     "Load model and processor back through the Auto classes, with no remote code."
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation,
                                                         trust_remote_code=False)
-    return model, AutoProcessor.from_pretrained(path, trust_remote_code=False)
+    cls = AutoProcessor if torchvision_works() else Qwen2_5_VLImageOnlyProcessor   # 5.17's AutoProcessor needs torchvision
+    return model, cls.from_pretrained(path, trust_remote_code=False)
 
 def tiny_checkpoint(path:str|Path, # directory to write
                     **kwargs,      # passed to `tiny_qwen25_vl` (seed, dtype, sizes, pixel budget)
