@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 export MPLBACKEND = Agg
 
-.PHONY: demo setup setup-docs test test-nbs test-py test-gpu test-slow check nbs docs docs-check docs-browser
+.PHONY: demo miniature setup setup-docs test test-nbs test-py test-gpu test-slow check nbs docs docs-check docs-browser
 
 $(BIN)/.locus-installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,3 +74,7 @@ docs-browser: setup-docs
 # (adapter, locus_config.yaml, metrics.md, samples/). On a GPU: `.venv/bin/locus train --config configs/qwen2.5-vl-3b-qlora.yaml`.
 demo: setup
 	$(BIN)/locus train --config configs/cpu_demo.yaml
+
+# LOCUS in miniature from scratch (nbs/09_miniature.ipynb): pretraining, 15 training runs, evaluation, AIB, report
+miniature: setup
+	LOCUS=$(BIN)/locus bash runs/miniature.sh

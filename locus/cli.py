@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("locus.evaluate", "eval_cli", "evaluate a model (or model + adapter) on benchmarks"),
     "compare": ("locus.evaluate", "compare_cli", "compare two evaluation runs side by side"),
     "attention": ("locus.attention", "attention_cli", "Attention-in-Box analysis of one or two models"),
+    "miniature": ("locus.miniature", "miniature", "LOCUS in miniature: pretrain a micro model, train LOCUS and its controls, evaluate"),
 }
 
 def _usage() -> str:

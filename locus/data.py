@@ -281,12 +281,13 @@ def make_scene(seed: int = 0, # with `index`, determines the scene
                n_objects: int = 8, # objects drawn (target included)
                target_frac: float | None = None, # area fraction of `objects[0]`'s box (the needle); None: like the others
                sizes: tuple = (0.001, 0.04), # area-fraction range of the other objects (log-uniform)
-               clutter: int = 40, # background lines and blobs (not objects: they have no boxes)
+               clutter: int | None = None, # background lines and blobs (not objects: they have no boxes); None: 40 per 640 x 480, scaled by area
                index: int = 0, # scene number within a seeded series
                shapes: Sequence[str] = SHAPES, colors: Sequence[str] = tuple(COLORS), textures: Sequence[str] = TEXTURES,
               ) -> Scene:
     "A cluttered synthetic image with `n_objects` non-overlapping objects, each with exact box and attributes."
     W, H = canvas
+    if clutter is None: clutter = max(1, round(40 * W * H / (640 * 480)))   # the same clutter density at every canvas size
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 0x5CE7E]))
     img = _background(W, H, rng, clutter)
     taken, objs = np.zeros((H, W), bool), []

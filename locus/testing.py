@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['DEMO_PROMPT', 'QWEN_SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'TINY_MIN_PIXELS', 'TINY_MAX_PIXELS', 'bench_corpus',
-           'train_bpe', 'tiny_tokenizer', 'torchvision_works', 'Qwen2_5_VLImageOnlyProcessor', 'tiny_processor',
-           'crop_pair_inputs', 'set_pixel_budget', 'load_processor', 'tiny_config', 'tiny_qwen25_vl',
-           'save_pretrained_vlm', 'load_pretrained_vlm', 'tiny_checkpoint', 'smart_resize']
+           'train_bpe_on', 'train_bpe', 'qwen2_tokenizer', 'tiny_tokenizer', 'torchvision_works',
+           'Qwen2_5_VLImageOnlyProcessor', 'tiny_processor', 'crop_pair_inputs', 'set_pixel_budget', 'load_processor',
+           'tiny_config', 'tiny_qwen25_vl', 'finish_generation_config', 'save_pretrained_vlm', 'load_pretrained_vlm',
+           'tiny_checkpoint', 'smart_resize']
 
 # %% ../nbs/01a_testbench.ipynb #86bf5084
 import functools, importlib.util, json, random
@@ -50,11 +51,10 @@ QWEN_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_
                        "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
                        "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]  # Qwen2.5-VL's order
 
-@functools.cache
-def train_bpe(vocab_size:int=512, # BPE entries incl. the 256 byte symbols (the trainer stops early if the text runs out)
-              seed:int=0,         # seed of `bench_corpus`
-             ) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    "Train a byte-level BPE with Qwen2's pre-tokenizer on `bench_corpus`; cached, so only the first call pays."
+def train_bpe_on(lines:list[str],       # the training text
+                 vocab_size:int=512,     # BPE entries incl. the 256 byte symbols (the trainer stops early if the text runs out)
+                ) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    "Train a byte-level BPE with Qwen2's pre-tokenizer on `lines`: its vocabulary and merges."
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([  # the same splitting as Qwen2Tokenizer
@@ -62,20 +62,32 @@ def train_bpe(vocab_size:int=512, # BPE entries incl. the 256 byte symbols (the 
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   special_tokens=[], show_progress=False)
-    tok.train_from_iterator(bench_corpus(seed=seed), trainer)
+    tok.train_from_iterator(lines, trainer)
     model = json.loads(tok.to_str())["model"]
     return model["vocab"], [tuple(m) for m in model["merges"]]
 
+@functools.cache
+def train_bpe(vocab_size:int=512, # BPE entries incl. the 256 byte symbols (the trainer stops early if the text runs out)
+              seed:int=0,         # seed of `bench_corpus`
+             ) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    "`train_bpe_on` the bench corpus; cached, so only the first call pays."
+    return train_bpe_on(bench_corpus(seed=seed), vocab_size)
+
 # %% ../nbs/01a_testbench.ipynb #4ad93a92
-def tiny_tokenizer(vocab_size:int=512, # BPE entries before the special tokens
-                   seed:int=0,         # seed of the training text
-                  ) -> Qwen2Tokenizer:
-    "A `Qwen2Tokenizer` over a BPE trained here, with Qwen's special tokens and the Qwen2.5-VL chat template."
-    vocab, merges = train_bpe(vocab_size, seed)
+def qwen2_tokenizer(vocab:dict[str, int],           # byte-level BPE vocabulary (e.g. from `train_bpe_on`)
+                    merges:list[tuple[str, str]],   # its merges
+                   ) -> Qwen2Tokenizer:
+    "A `Qwen2Tokenizer` over a BPE, with Qwen's special tokens appended and the Qwen2.5-VL chat template."
     vocab = {**vocab, **{t: len(vocab) + i for i, t in enumerate(QWEN_SPECIAL_TOKENS)}}
     extra = [t for t in QWEN_SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>")]
     return Qwen2Tokenizer(vocab=vocab, merges=list(merges), unk_token=None, eos_token="<|im_end|>",
                           pad_token="<|endoftext|>", extra_special_tokens=extra, chat_template=CHAT_TEMPLATE)
+
+def tiny_tokenizer(vocab_size:int=512, # BPE entries before the special tokens
+                   seed:int=0,         # seed of the training text
+                  ) -> Qwen2Tokenizer:
+    "The bench tokenizer: `qwen2_tokenizer` over a BPE trained on `bench_corpus`."
+    return qwen2_tokenizer(*train_bpe(vocab_size, seed))
 
 # %% ../nbs/01a_testbench.ipynb #6be348d3
 CHAT_TEMPLATE = (
@@ -199,10 +211,15 @@ def tiny_qwen25_vl(seed:int=0,                     # seeds the random weights (s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=dtype, attn_implementation=attn_implementation)
+    finish_generation_config(model, tok)
+    return model.eval(), processor
+
+def finish_generation_config(model, tok):
+    "Point a fresh model's generation config at the tokenizer's special tokens: stop at `<|im_end|>` or `<|endoftext|>`."
     gc = model.generation_config
     gc.bos_token_id, gc.pad_token_id = tok.convert_tokens_to_ids("<|endoftext|>"), tok.pad_token_id
     gc.eos_token_id = tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
-    return model.eval(), processor
+    return model
 
 # %% ../nbs/01a_testbench.ipynb #6d3c4172
 def save_pretrained_vlm(model:PreTrainedModel, # e.g. from `tiny_qwen25_vl`

@@ -47,6 +47,9 @@ class LocusConfig:
     boxes_column: str = _opt("objects.bbox", "HF data set: boxes column (dotted for nested).")
     box_format: str = _opt("xywh", "HF data set: 'xywh' (COCO) or 'xyxy'.")
     synthetic_images: int = _opt(2000, "Source 'synthetic': number of generated scenes.")
+    synthetic_canvas: str = _opt("640x480", "Source 'synthetic': scene size WIDTHxHEIGHT in pixels.")
+    synthetic_objects: int = _opt(8, "Source 'synthetic': objects per scene.")
+    synthetic_sizes: str = _opt("0.001,0.04", "Source 'synthetic': range of object area fractions 'low,high' (log-uniform).")
     n_train: int = _opt(99_500, "Training cues (paper: 99,500).")
     n_val: int = _opt(500, "Validation cues, from images not used for training (paper: 500).")
     cues_per_image: int = _opt(2, "At most this many cues per source image.")
@@ -150,7 +153,13 @@ def proxy_source(cfg: LocusConfig):
     from locus import data as D
     if cfg.source == "coco": return D.CocoSource(cfg.annotations, cfg.image_dir)
     if cfg.source == "folder": return D.FolderSource(cfg.image_dir)
-    if cfg.source == "synthetic": return D.SyntheticSource(n_images=cfg.synthetic_images, seed=cfg.cue_seed)
+    if cfg.source == "synthetic":
+        try:
+            w, h = (int(v) for v in cfg.synthetic_canvas.lower().split("x"))
+            lo, hi = (float(v) for v in cfg.synthetic_sizes.split(","))
+        except ValueError: raise ValueError(f"synthetic_canvas must look like '640x480' and synthetic_sizes like '0.001,0.04', got "
+                                            f"{cfg.synthetic_canvas!r} and {cfg.synthetic_sizes!r}") from None
+        return D.SyntheticSource(n_images=cfg.synthetic_images, seed=cfg.cue_seed, canvas=(w, h), n_objects=cfg.synthetic_objects, sizes=(lo, hi))
     from datasets import load_dataset, load_from_disk
     p = Path(cfg.hf_dataset).expanduser()
     ds = load_from_disk(str(p)) if (p / "dataset_info.json").exists() or (p / "state.json").exists() else load_dataset(cfg.hf_dataset, split=cfg.hf_split)
@@ -208,11 +217,12 @@ class SampleRecorder:
         import matplotlib; matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
         from locus.boxes import draw_box
-        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw=dict(width_ratios=[3, 1]))
+        if len(imgs) > 1: fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw=dict(width_ratios=[3, 1]))
+        else: fig, a = plt.subplots(figsize=(6.75, 4))   # a prompt with one image (e.g. a text cue)
         a.imshow(imgs[0]); a.axis("off"); draw_box(a, truth, "truth", color="white", lw=2.5)
         for k, (bx, r) in enumerate(zip(boxes, ious)):
             if bx: draw_box(a, bx, f"{r:.2f}", color=plt.cm.tab10(k % 10), lw=1.2)
-        b.imshow(imgs[1]); b.axis("off"); b.set_title("cue")
+        if len(imgs) > 1: b.imshow(imgs[1]); b.axis("off"); b.set_title("cue")
         a.set_title(f"step {step}: {sum(x is not None for x in boxes)}/{len(boxes)} boxes parsed, mean IoU {sum(ious) / max(len(ious), 1):.2f}")
         fig.tight_layout(); fig.savefig(self.out / f"step_{step}.png", dpi=80); plt.close(fig)
 
