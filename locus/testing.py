@@ -6,8 +6,8 @@
 __all__ = ['DEMO_PROMPT', 'QWEN_SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'TINY_MIN_PIXELS', 'TINY_MAX_PIXELS', 'bench_corpus',
            'train_bpe_on', 'train_bpe', 'qwen2_tokenizer', 'tiny_tokenizer', 'torchvision_works',
            'Qwen2_5_VLImageOnlyProcessor', 'tiny_processor', 'crop_pair_inputs', 'set_pixel_budget', 'load_processor',
-           'tiny_config', 'tiny_qwen25_vl', 'finish_generation_config', 'save_pretrained_vlm', 'load_pretrained_vlm',
-           'tiny_checkpoint', 'smart_resize']
+           'tiny_config', 'tiny_qwen25_vl', 'save_pretrained_vlm', 'load_pretrained_vlm', 'tiny_checkpoint',
+           'smart_resize']
 
 # %% ../nbs/01a_testbench.ipynb #86bf5084
 import functools, importlib.util, json, random
@@ -131,10 +131,11 @@ TINY_MAX_PIXELS = 224 * 224  # bench maximum: <= 64 visual tokens per image keep
 def tiny_processor(min_pixels:int=TINY_MIN_PIXELS, # smallest image area after resizing, in pixels
                    max_pixels:int=TINY_MAX_PIXELS, # largest image area after resizing, in pixels
                    vocab_size:int=512,              # BPE size of `tiny_tokenizer`
+                   tokenizer:Qwen2Tokenizer|None=None, # another tokenizer (e.g. one trained on a task's text); None: `tiny_tokenizer`
                   ) -> Qwen2_5_VLImageOnlyProcessor:
-    "The bench processor: `tiny_tokenizer` + `Qwen2VLImageProcessorPil` with the given pixel budget."
+    "The bench processor: `tiny_tokenizer` (or `tokenizer`) + `Qwen2VLImageProcessorPil` with the given pixel budget."
     image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
-    return Qwen2_5_VLImageOnlyProcessor(image_processor=image_processor, tokenizer=tiny_tokenizer(vocab_size),
+    return Qwen2_5_VLImageOnlyProcessor(image_processor=image_processor, tokenizer=tokenizer or tiny_tokenizer(vocab_size),
                                         chat_template=CHAT_TEMPLATE)
 
 # %% ../nbs/01a_testbench.ipynb #9a956e19
@@ -203,23 +204,19 @@ def tiny_qwen25_vl(seed:int=0,                     # seeds the random weights (s
                    vision_depth:int=2,             # vision-tower blocks
                    min_pixels:int=TINY_MIN_PIXELS, # processor budget: smallest image area after resizing
                    max_pixels:int=TINY_MAX_PIXELS, # processor budget: largest image area after resizing
+                   tokenizer:Qwen2Tokenizer|None=None, # another tokenizer; None: `tiny_tokenizer`
                   ) -> tuple[Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLImageOnlyProcessor]:
     "A randomly initialised, real-architecture Qwen2.5-VL (in eval mode) and its matching processor, built offline."
-    processor = tiny_processor(min_pixels, max_pixels)
+    processor = tiny_processor(min_pixels, max_pixels, tokenizer=tokenizer)
     tok = processor.tokenizer
     cfg = tiny_config(tok, hidden_size, text_layers, vision_depth)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=dtype, attn_implementation=attn_implementation)
-    finish_generation_config(model, tok)
-    return model.eval(), processor
-
-def finish_generation_config(model, tok):
-    "Point a fresh model's generation config at the tokenizer's special tokens: stop at `<|im_end|>` or `<|endoftext|>`."
     gc = model.generation_config
     gc.bos_token_id, gc.pad_token_id = tok.convert_tokens_to_ids("<|endoftext|>"), tok.pad_token_id
     gc.eos_token_id = tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
-    return model
+    return model.eval(), processor
 
 # %% ../nbs/01a_testbench.ipynb #6d3c4172
 def save_pretrained_vlm(model:PreTrainedModel, # e.g. from `tiny_qwen25_vl`
