@@ -104,6 +104,8 @@ class NeedleProbe(MultipleChoice):
     per_cell: int = 8 # questions per (fraction, distractors) cell
     canvas: tuple = (640, 480) # image (width, height)
     seed: int = 0 # fixes every scene
+    shapes: tuple | None = None # object shapes drawn (of locus.data.SHAPES); None: all
+    textures: tuple | None = None # object textures drawn (of locus.data.TEXTURES); None: all
 
     def load(self, source=None, limit=None):
         "One row per question: the swept parameters (no files: scenes are drawn on demand)."
@@ -111,10 +113,11 @@ class NeedleProbe(MultipleChoice):
         return rows[:limit] if limit else rows
 
     def to_items(self, row, i):
-        from locus.data import COLORS, make_scene
+        from locus.data import COLORS, SHAPES, TEXTURES, make_scene
         f, d, k = row["frac"], row["n_distractors"], row["k"]
+        world = dict(shapes=self.shapes or SHAPES, textures=self.textures or TEXTURES)
         for attempt in range(200):
-            try: sc = make_scene(self.seed, canvas=self.canvas, n_objects=1 + d, target_frac=f, index=i * 1000 + attempt)
+            try: sc = make_scene(self.seed, canvas=self.canvas, n_objects=1 + d, target_frac=f, index=i * 1000 + attempt, **world)
             except ValueError: continue   # the objects did not fit: draw another scene
             t = sc.objects[0]
             if all(o.shape != t.shape for o in sc.objects[1:]): break

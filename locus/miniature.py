@@ -16,26 +16,35 @@ from PIL import Image
 
 from .boxes import iou, xywh_to_xyxy
 from .context_rot import NeedleProbe
-from .data import COLORS, SHAPES, make_scene
+from .data import COLORS, make_scene
 from .evaluate import BENCHMARKS, Item, MultipleChoice, accuracy, extract_yes_no
 from .reward import parse_box
 
 # %% auto #0
-__all__ = ['MICRO_CANVAS', 'MICRO_SIZES', 'MICRO_OBJECTS', 'MICRO_KINDS', 'MC_SUFFIX', 'GROUND_Q', 'TEXT_CUE_PROMPT',
-           'WARMUP_KINDS', 'MICRO_NEEDLE', 'CONDITIONS', 'SFT_TARGET', 'SUMMARY_COLUMNS', 'shape_name', 'full_name',
+__all__ = ['MICRO_CANVAS', 'MICRO_SIZES', 'MICRO_OBJECTS', 'MICRO_SHAPES', 'MICRO_TEXTURES', 'MICRO_KINDS', 'MC_SUFFIX',
+           'GROUND_Q', 'TEXT_CUE_PROMPT', 'SFT_TARGET', 'PAIR_GROUND_PROMPT', 'WARMUP_KINDS', 'PRETRAIN_CURRICULUM',
+           'MICRO_NEEDLE', 'MICRO_NEEDLE_WORD', 'CONDITIONS', 'SUMMARY_COLUMNS', 'shape_name', 'full_name',
            'micro_scene', 'micro_question', 'micro_example', 'micro_corpus', 'micro_tokenizer', 'micro_model',
-           'chat_example', 'SFTCollator', 'MicroSFTData', 'sft_args', 'pretrain', 'size_bucket', 'MicroBench',
-           'text_cue_dataset', 'ProxySFTData', 'sft_proxy', 'run_condition', 'proxy_val_dir', 'evaluate_condition',
-           'suppression_runs', 'read_scores', 'results_table', 'beyond_spread', 'aib_items', 'aib_condition',
-           'miniature']
+           'chat_example', 'SFTCollator', 'MicroSFTData', 'sft_args', 'pretrain', 'size_bucket', 'score_word',
+           'MicroBench', 'WordNeedle', 'text_cue_dataset', 'ProxySFTData', 'sft_proxy', 'run_condition',
+           'proxy_val_dir', 'evaluate_condition', 'suppression_runs', 'read_scores', 'results_table', 'beyond_spread',
+           'aib_items', 'aib_condition', 'miniature']
 
 # %% ../nbs/09_miniature.ipynb #9e245ea9
-MICRO_CANVAS: tuple = (224, 224)   # (width, height): 224 x 224 = 64 visual tokens of 28 x 28 px, one 14 px patch = 0.4% of the image
-MICRO_SIZES: tuple = (0.002, 0.15) # object area fractions, log-uniform: ~10 px (under one patch) up to ~87 px a side
-MICRO_OBJECTS: tuple = (1, 8)      # objects per scene, inclusive
-MICRO_KINDS: dict = {"attribute": 0.2, "color": 0.15, "position": 0.1, "existence": 0.1, "grounding": 0.15, "pair": 0.1, "pair_color": 0.2}  # pretraining mix
+MICRO_CANVAS: tuple = (112, 112)   # (width, height): 112 x 112 = 16 visual tokens of 28 x 28 px, one 14 px patch = 1.6% of the image
+MICRO_SIZES: tuple = (0.005, 0.15) # object area fractions, log-uniform: 8 px (under one patch; make_scene's smallest) up to ~43 px a side
+MICRO_OBJECTS: tuple = (1, 6)      # objects per scene, inclusive
+MICRO_SHAPES: tuple = ("square", "triangle", "star", "cross", "ring")   # of locus.data.SHAPES: no circle (the clutter's discs look like one), no glyphs
+MICRO_TEXTURES: tuple = ("solid",) # one colour per object: a 10 px striped object has no single colour to name
+MICRO_KINDS: dict = {"attribute": 0.25, "color": 0.15, "position": 0.1, "existence": 0.1, "grounding": 0.1, "grounding_think": 0.1,
+                     "pair": 0.1, "pair_color": 0.1}  # pretraining mix
 MC_SUFFIX = "\nAnswer with the option's letter from the given choices directly."   # as NeedleProbe and lmms-eval ask
 GROUND_Q = "Output the bounding box of the {name} as [x1, y1, x2, y2] in pixel coordinates."
+TEXT_CUE_PROMPT = ("Image 1 is a full scene. Find the {name} in image 1 and output its bounding box [x1, y1, x2, y2] as integer "
+                   "pixel coordinates of image 1. Think inside <think> </think>, then give only the box inside <answer> </answer>, "
+                   "e.g. <answer>[x1, y1, x2, y2]</answer>.")   # the proxy prompt's structure, the cue given in words
+SFT_TARGET = "<think></think><answer>[{}, {}, {}, {}]</answer>"   # the format the reward asks for, the true box
+PAIR_GROUND_PROMPT = TEXT_CUE_PROMPT.replace("Image 1 is a full scene. ", "Image 1 is a full scene. Image 2 is a region cropped from image 1. ")
 
 def shape_name(o) -> str:
     "How questions name an object's shape ('letter K' for glyphs)."
@@ -45,13 +54,15 @@ def full_name(o) -> str: return f"{o.color} {shape_name(o)}"
 
 def micro_scene(seed: int, # series seed (pretraining, evaluation and proxy data use different ones)
                 index: int, # scene number
-                n_objects: int | None = None, # None: drawn from MICRO_OBJECTS
-                canvas: tuple = MICRO_CANVAS, sizes: tuple = MICRO_SIZES):
+                n_objects: int | None = None, # None: drawn from `objects`
+                canvas: tuple = MICRO_CANVAS, sizes: tuple = MICRO_SIZES,
+                objects: tuple = MICRO_OBJECTS, # (fewest, most) objects when `n_objects` is None
+               ):
     "A micro-world scene; redrawn (deterministically) when the objects do not fit."
     rng = np.random.default_rng([int(seed), int(index), 0x31C])
-    n = int(rng.integers(MICRO_OBJECTS[0], MICRO_OBJECTS[1] + 1)) if n_objects is None else n_objects
+    n = int(rng.integers(objects[0], objects[1] + 1)) if n_objects is None else n_objects
     for attempt in range(100):
-        try: return make_scene(seed, canvas=canvas, n_objects=n, sizes=sizes, index=int(index) * 100 + attempt)
+        try: return make_scene(seed, canvas=canvas, n_objects=n, sizes=sizes, index=int(index) * 100 + attempt, shapes=MICRO_SHAPES, textures=MICRO_TEXTURES)
         except ValueError: continue
     raise RuntimeError(f"no scene with {n} objects fits {canvas} (seed {seed}, index {index})")
 
@@ -93,17 +104,26 @@ def micro_question(scene, # a `Scene`
         else:
             t = None
             for _ in range(50):
-                shape = str(rng.choice([s for s in SHAPES if s != "glyph"]))
+                shape = str(rng.choice(MICRO_SHAPES))
                 color = str(rng.choice(list(COLORS)))
                 if f"{color} {shape}" not in n_full: break
             name, a = f"{color} {shape}", "No"
         q, opts = f"Is there a {name} in the image? Answer yes or no.", {}
         if t is None: out.update(question=q, answer=a, box=None, area_frac=0.0); return out
-    elif kind == "grounding":
+    elif kind in ("grounding", "grounding_think"):   # the second in the proxy task's answer format (the text-cue prompt)
         cand = [o for o in objs if n_full[full_name(o)] == 1]
         if not cand: return None
         t = cand[rng.integers(len(cand))]
-        q, a, opts = GROUND_Q.format(name=full_name(t)), "[{}, {}, {}, {}]".format(*t.box), {}
+        if kind == "grounding": q, a, opts = GROUND_Q.format(name=full_name(t)), "[{}, {}, {}, {}]".format(*t.box), {}
+        else: q, a, opts = TEXT_CUE_PROMPT.format(name=full_name(t)), SFT_TARGET.format(*t.box), {}
+    elif kind == "pair_ground":   # two images in the proxy prompt's words, the box of an object *named* (image 2 shows another one)
+        cand = [o for o in objs if n_full[full_name(o)] == 1]
+        if len(objs) < 2 or not cand: return None
+        t = cand[rng.integers(len(cand))]
+        others = [o for o in objs if o is not t]; c = others[rng.integers(len(others))]
+        x1, y1, x2, y2 = c.box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
+        out["images"] = [scene.image, scene.image.crop((max(0, x1 - p), max(0, y1 - p), min(W, x2 + p), min(scene.image.size[1], y2 + p)))]
+        q, a, opts = PAIR_GROUND_PROMPT.format(name=full_name(t)), SFT_TARGET.format(*t.box), {}
     elif kind in ("pair", "pair_color"):
         t = objs[rng.integers(len(objs))]
         x1, y1, x2, y2 = t.box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
@@ -118,21 +138,17 @@ def micro_question(scene, # a `Scene`
     out.update(question=q, answer=a, options=opts, box=list(t.box), area_frac=t.area_frac)
     return out
 
-def micro_example(seed: int, index: int, kinds: dict = MICRO_KINDS) -> dict:
-    "The `index`-th question of a seeded series: a kind drawn with the shares of `kinds`, on a fresh scene."
+def micro_example(seed: int, index: int, kinds: dict = MICRO_KINDS, objects: tuple = MICRO_OBJECTS) -> dict:
+    "The `index`-th question of a seeded series: a kind drawn with the shares of `kinds`, on a fresh scene of `objects` (fewest, most) objects."
     rng = np.random.default_rng([int(seed), int(index), 0x9E5])
     names, p = list(kinds), np.array(list(kinds.values()), float)
     for attempt in range(20):
         kind = str(rng.choice(names, p=p / p.sum()))
-        ex = micro_question(micro_scene(seed, index * 20 + attempt), kind, rng)
+        ex = micro_question(micro_scene(seed, index * 20 + attempt, objects=objects), kind, rng)
         if ex is not None: return ex
     raise RuntimeError(f"no question for seed {seed}, index {index}")
 
 # %% ../nbs/09_miniature.ipynb #227df322
-TEXT_CUE_PROMPT = ("Image 1 is a full scene. Find the {name} in image 1 and output its bounding box [x1, y1, x2, y2] as integer "
-                   "pixel coordinates of image 1. Think inside <think> </think>, then give only the box inside <answer> </answer>, "
-                   "e.g. <answer>[x1, y1, x2, y2]</answer>.")   # the proxy prompt's structure, the cue given in words
-
 def micro_corpus(n: int = 1500, # questions sampled
                  seed: int = 99, # their series (not the pretraining one)
                 ) -> list[str]:
@@ -184,14 +200,22 @@ class SFTCollator:
         return batch
 
 WARMUP_KINDS: dict = {"color": 0.5, "pair_color": 0.5}   # the curriculum's first stage: name a colour, no option letters to map
+PRETRAIN_CURRICULUM: tuple = ((200, WARMUP_KINDS, (1, 2)),   # (steps, kinds, objects): colours of one or two objects first,
+                              (400, MICRO_KINDS, (1, 3)))    # then every kind on sparse scenes; after these, MICRO_KINDS on MICRO_OBJECTS
 
 class MicroSFTData(torch.utils.data.Dataset):
-    "The pretraining stream: example `i` is `micro_example(seed, i)`, generated on demand (deterministic, no files); the first `warmup` examples use `warmup_kinds`."
-    def __init__(self, n: int, seed: int = 1, kinds: dict = MICRO_KINDS, warmup: int = 0, warmup_kinds: dict = WARMUP_KINDS):
-        self.n, self.seed, self.kinds, self.warmup, self.warmup_kinds = n, seed, kinds, warmup, warmup_kinds
+    "The pretraining stream: example `i` is `micro_example(seed, i, ...)`, generated on demand (deterministic, no files), staged by `curriculum`."
+    def __init__(self, n: int, seed: int = 1,
+                 curriculum: Sequence = (), # (examples, kinds, objects) stages in order; the rest of the stream: MICRO_KINDS on MICRO_OBJECTS
+                ):
+        self.n, self.seed, self.stages, end = n, seed, [], 0
+        for count, kinds, objects in curriculum: end += int(count); self.stages.append((end, kinds, tuple(objects)))
     def __len__(self): return self.n
+    def stage(self, i: int) -> tuple:
+        "(kinds, objects) of example `i`."
+        return next(((k, o) for end, k, o in self.stages if i < end), (MICRO_KINDS, MICRO_OBJECTS))
     def __getitem__(self, i):
-        ex = micro_example(self.seed, int(i), self.warmup_kinds if int(i) < self.warmup else self.kinds)
+        ex = micro_example(self.seed, int(i), *self.stage(int(i)))
         return chat_example(ex["images"], ex["question"], ex["answer"])
 
 def sft_args(out, steps: int, batch: int, lr: float, seed: int = 0, save_steps: int = 200, warmup: float = 0.05, **kw):
@@ -207,8 +231,8 @@ def sft_args(out, steps: int, batch: int, lr: float, seed: int = 0, save_steps: 
                              disable_tqdm=False, **kw)
 
 def pretrain(out, # where the micro checkpoint goes (safetensors + processor)
-             steps: int = 1200, batch: int = 32, lr: float = 1.5e-3, seed: int = 0, data_seed: int = 1,
-             warmup_steps: int = 150, # curriculum: the first steps only ask for colours by name (WARMUP_KINDS), then MICRO_KINDS
+             steps: int = 3000, batch: int = 32, lr: float = 1.5e-3, seed: int = 0, data_seed: int = 1,
+             curriculum: Sequence = PRETRAIN_CURRICULUM, # (steps, kinds, objects) stages before the full mix
              **model_kw) -> Path:
     "Pretrain a micro Qwen2.5-VL from scratch on micro-world questions (plain SFT, a two-stage curriculum); resumes from its checkpoints; returns `out`."
     from transformers import Trainer
@@ -223,7 +247,7 @@ def pretrain(out, # where the micro checkpoint goes (safetensors + processor)
     model, processor = micro_model(seed=seed, **model_kw)
     work = out.with_name(out.name + ".work")
     args = sft_args(work, steps, batch, lr, seed, save_steps=100, train_sampling_strategy="sequential")   # in order: the curriculum
-    data = MicroSFTData(steps * batch, data_seed, warmup=warmup_steps * batch)
+    data = MicroSFTData(steps * batch, data_seed, curriculum=[(n * batch, k, o) for n, k, o in curriculum])
     tr = Trainer(model=model.train(), args=args, train_dataset=data, data_collator=SFTCollator(processor))
     last = get_last_checkpoint(str(work)) if work.exists() else None
     tr.train(resume_from_checkpoint=last)
@@ -240,10 +264,16 @@ def size_bucket(frac: float) -> str:
     "The paper's cue classes applied to a target: tiny (< 1% of the image), small (1-5%), larger."
     return "tiny" if frac < 0.01 else ("small" if frac < 0.05 else "larger")
 
+def score_word(item, raw: str) -> dict:
+    "Score an answer named in one word (a colour): the first word of `raw`, lower-cased, against `item.answer`."
+    words = raw.strip().lower().split()
+    got = words[0].strip(".,") if words else None
+    return dict(parsed=got, correct=got == item.answer, why=None if got == item.answer else f"said {got}, answer is {item.answer}")
+
 @dataclass
 class MicroBench(MultipleChoice):
-    "Held-out micro-world questions asked the plain way (image + question): attribute and position (letters), existence (yes/no), grounding (ACC@0.5)."
-    counts: dict = field(default_factory=lambda: {"attribute": 120, "position": 80, "existence": 80, "grounding": 80})
+    "Held-out micro-world questions asked the plain way (image + question): attribute and position (letters), existence (yes/no), grounding (ACC@0.5), colour (a word)."
+    counts: dict = field(default_factory=lambda: {"attribute": 120, "position": 80, "existence": 80, "grounding": 80, "color": 80})
     seed: int = 7 # scenes of the evaluation series (pretraining uses another)
     max_new_tokens: int = 24
 
@@ -267,10 +297,7 @@ class MicroBench(MultipleChoice):
             box, truth = parse_box(raw), [float(v) for v in json.loads(item.answer)]
             v = iou(box, truth) if box else 0.0
             return dict(parsed=box, correct=v >= 0.5, iou=round(v, 4), why=None if v >= 0.5 else ("no box" if box is None else f"IoU {v:.2f}"))
-        if item.category in ("color", "pair_color"):   # a colour named in words: the first word of the answer
-            words = raw.strip().lower().split()
-            got = words[0].strip(".,") if words else None
-            return dict(parsed=got, correct=got == item.answer, why=None if got == item.answer else f"said {got}, answer is {item.answer}")
+        if item.category in ("color", "pair_color"): return score_word(item, raw)
         if item.category == "existence":
             got = extract_yes_no(raw)
             ok = got == item.answer.lower()
@@ -279,7 +306,7 @@ class MicroBench(MultipleChoice):
 
     def metrics(self, records):
         out = accuracy(records)
-        for kind in ("attribute", "position"):
+        for kind in ("attribute", "position", "color"):
             for s in ("tiny", "small", "larger"):
                 g = [r for r in records if r["category"] == kind and r.get("size") == s]
                 if g: out[f"{kind}/{s}"] = accuracy(g)["overall"]
@@ -287,10 +314,22 @@ class MicroBench(MultipleChoice):
         if g: out["grounding_mean_iou"] = round(100 * float(np.mean(g)), 2)
         return out
 
-MICRO_NEEDLE = NeedleProbe("micro_needle", fracs=(0.002, 0.005, 0.01, 0.03, 0.1), distractors=(0, 3, 7), per_cell=10,
-                           canvas=MICRO_CANVAS, seed=11)
+MICRO_NEEDLE = NeedleProbe("micro_needle", fracs=(0.005, 0.01, 0.02, 0.05, 0.12), distractors=(0, 3, 6), per_cell=10,
+                           canvas=MICRO_CANVAS, seed=11, shapes=MICRO_SHAPES, textures=MICRO_TEXTURES)
+
+@dataclass
+class WordNeedle(NeedleProbe):
+    "The needle probe asked openly ('What is the color of the star? Answer with one word.'): the same scenes, no option letter to map."
+    def to_items(self, row, i):
+        from dataclasses import replace
+        (it,) = super().to_items(row, i)
+        return [replace(it, question=it.question.split("\n")[0] + " Answer with one word.", answer=it.options[it.answer], options={})]
+    def score(self, item, raw, ctx): return score_word(item, raw)
+
+MICRO_NEEDLE_WORD = WordNeedle(**{**MICRO_NEEDLE.__dict__, "name": "micro_needle_word"})
 BENCHMARKS.setdefault("micro", MicroBench("micro"))
 BENCHMARKS.setdefault("micro_needle", MICRO_NEEDLE)
+BENCHMARKS.setdefault("micro_needle_word", MICRO_NEEDLE_WORD)
 
 # %% ../nbs/09_miniature.ipynb #54111d3d
 def text_cue_dataset(proxy, # a proxy-task Dataset (one split) built from a SyntheticSource
@@ -322,7 +361,6 @@ CONDITIONS: dict = {
     "large": "GRPO on large cues only (> 10% of the image)",
 }
 _PRESET = {"locus": "paper", "sft": "paper", "random": "random", "text": "paper", "large": "large"}
-SFT_TARGET = "<think></think><answer>[{}, {}, {}, {}]</answer>"   # the format the reward asks for, the true box
 
 class ProxySFTData(torch.utils.data.Dataset):
     "Proxy rows as SFT examples (the prompt and its two images; the answer is the true box), cycled to length `n`."
@@ -387,7 +425,7 @@ def proxy_val_dir(root, config="configs/miniature.yaml") -> Path:
 
 def evaluate_condition(root, # the experiment folder
                        run: str, # "base" or a trained run's folder name, e.g. "locus-s0"
-                       benches: Sequence[str] = ("micro", "micro_needle", "proxy_val"),
+                       benches: Sequence[str] = ("micro", "micro_needle", "micro_needle_word", "proxy_val"),
                        batch_size: int = 16, progress: bool = True,
                        limit: int | None = None, # only the first `limit` items of each benchmark (tests)
                       ) -> dict:
@@ -405,21 +443,24 @@ def evaluate_condition(root, # the experiment folder
         out[b] = evaluate(model, processor, b, root / "eval" / run, batch_size=batch_size, progress=progress, limit=limit, **kw)
     return out
 
-def suppression_runs(root, run: str = "base", batch_size: int = 16, progress: bool = True) -> dict:
-    "Context suppression on the micro needle probe: the same items with everything outside the needle painted black."
+def suppression_runs(root, run: str = "base", batch_size: int = 16, progress: bool = True,
+                     benches: Sequence[str] = ("micro_needle", "micro_needle_word")) -> dict:
+    "Context suppression on the micro needle probes: the same items with everything outside the needle painted black; {bench: table}."
     from locus.context_rot import suppress_item, suppression_table
     from locus.evaluate import evaluate
     from locus.model import load_model
     root = Path(root)
     model, processor = load_model(root / "pretrained", dtype="float32", adapter=None if run == "base" else root / run)
-    evaluate(model, processor, "micro_needle", root / "eval" / f"{run}-suppressed", transform=suppress_item, batch_size=batch_size, progress=progress)
-    return suppression_table(root / "eval" / run, root / "eval" / f"{run}-suppressed", bench="micro_needle")
+    for b in benches: evaluate(model, processor, b, root / "eval" / f"{run}-suppressed", transform=suppress_item, batch_size=batch_size, progress=progress)
+    return {b: suppression_table(root / "eval" / run, root / "eval" / f"{run}-suppressed", bench=b) for b in benches}
 
 # %% ../nbs/09_miniature.ipynb #61101e4e
 SUMMARY_COLUMNS: dict = {   # (benchmark, metric) -> column
     ("micro", "overall"): "micro (all)", ("micro", "attribute"): "attribute", ("micro", "attribute/tiny"): "attr. tiny",
     ("micro", "attribute/small"): "attr. small", ("micro", "attribute/larger"): "attr. larger", ("micro", "position"): "position",
-    ("micro", "existence"): "existence", ("micro", "grounding"): "grounding ACC@0.5", ("micro_needle", "overall"): "needle",
+    ("micro", "existence"): "existence", ("micro", "grounding"): "grounding ACC@0.5", ("micro", "color"): "colour (word)",
+    ("micro", "color/tiny"): "colour tiny", ("micro", "color/small"): "colour small", ("micro", "color/larger"): "colour larger",
+    ("micro_needle", "overall"): "needle", ("micro_needle_word", "overall"): "needle (word)",
     ("proxy_val", "miou"): "proxy mIoU", ("proxy_val", "acc@0.5"): "proxy ACC@0.5"}
 
 def read_scores(root, run: str) -> dict:
@@ -459,10 +500,12 @@ def aib_items(n: int = 60) -> list:
     return [BoxedItem(it.id, it.images[0], it.question, tuple(float(v) for v in xywh_to_xyxy(it.meta["bbox"][0]))) for it in bench.items(bench.load())]
 
 def aib_condition(root, run: str, items) -> dict:
-    "AIB of one model of the experiment on `items` (eager attention): the summary and the per-item values, saved to root/aib/<run>.json."
+    "AIB of one model of the experiment on `items` (eager attention): the summary and the per-item values, saved to root/aib/<run>.json (reused when it holds the same items)."
     from locus.attention import run_aib, summarize_aib
     from locus.model import load_model
     root = Path(root)
+    done = root / "aib" / f"{run}.json"
+    if done.exists() and (old := json.loads(done.read_text())).get("ids") == [it.id for it in items]: return old
     model, processor = load_model(root / "pretrained", dtype="float32", attn_implementation="eager", adapter=None if run == "base" else root / run)
     res = run_aib(model, processor, items)
     out = dict(run=run, summary=summarize_aib(res), per_item=[r.aib for r in res], ids=[it.id for it in items])
@@ -476,7 +519,7 @@ def miniature(root: str = "runs/miniature", # experiment folder (the committed r
               seeds: str = "0,1,2", # training seeds of every trained condition
               conditions: str = ",".join(CONDITIONS), # which of base, locus, sft, random, text, large
               stages: str = "pretrain,train,eval,aib,report", # which stages to run (each skips finished work and resumes)
-              pretrain_steps: int = 1200, # SFT steps of the micro model (batch 32)
+              pretrain_steps: int = 3000, # SFT steps of the micro model (batch 32)
               aib_n: int = 60, # items of the AIB analysis
               train_args: str = "", # extra `locus train` options for every run, e.g. --train_args="--max_steps 10"
               shard: str = "0/1", # "i/n": do only every n-th run, starting at the i-th (n processes in parallel; see runs/miniature.sh)

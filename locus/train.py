@@ -50,10 +50,13 @@ class LocusConfig:
     synthetic_canvas: str = _opt("640x480", "Source 'synthetic': scene size WIDTHxHEIGHT in pixels.")
     synthetic_objects: int = _opt(8, "Source 'synthetic': objects per scene.")
     synthetic_sizes: str = _opt("0.001,0.04", "Source 'synthetic': range of object area fractions 'low,high' (log-uniform).")
+    synthetic_shapes: str = _opt("", "Source 'synthetic': comma-separated object shapes drawn (of locus.data.SHAPES); empty: all.")
+    synthetic_textures: str = _opt("", "Source 'synthetic': comma-separated object textures drawn (of locus.data.TEXTURES); empty: all.")
     n_train: int = _opt(99_500, "Training cues (paper: 99,500).")
     n_val: int = _opt(500, "Validation cues, from images not used for training (paper: 500).")
     cues_per_image: int = _opt(2, "At most this many cues per source image.")
     cues: str = _opt("paper", "Cue preset: 'paper' (object crops, tiny:small 70:30), 'tiny_only', 'large', 'random'.")
+    cue_min_side: int = _opt(0, "Smallest cue side in pixels of the original image; 0: the preset's (paper: 16). Lower it for small images.")
     mix: str | None = _opt(None, "Override the size mix, e.g. 'tiny=0.5,small=0.5'.")
     cue_seed: int = _opt(0, "Seed of the cue sampling and the train/validation split.")
     cache_dir: str = _opt("~/.cache/locus", "Built proxy data sets (and the tiny model) are cached here.")
@@ -159,7 +162,12 @@ def proxy_source(cfg: LocusConfig):
             lo, hi = (float(v) for v in cfg.synthetic_sizes.split(","))
         except ValueError: raise ValueError(f"synthetic_canvas must look like '640x480' and synthetic_sizes like '0.001,0.04', got "
                                             f"{cfg.synthetic_canvas!r} and {cfg.synthetic_sizes!r}") from None
-        return D.SyntheticSource(n_images=cfg.synthetic_images, seed=cfg.cue_seed, canvas=(w, h), n_objects=cfg.synthetic_objects, sizes=(lo, hi))
+        world = {}   # only the options set, so that default runs keep their cache keys
+        for key, known in (("shapes", D.SHAPES), ("textures", D.TEXTURES)):
+            names = tuple(v.strip() for v in getattr(cfg, f"synthetic_{key}").split(",") if v.strip())
+            if bad := [v for v in names if v not in known]: raise ValueError(f"synthetic_{key}: unknown {bad}; expected some of {list(known)}")
+            if names: world[key] = names
+        return D.SyntheticSource(n_images=cfg.synthetic_images, seed=cfg.cue_seed, canvas=(w, h), n_objects=cfg.synthetic_objects, sizes=(lo, hi), **world)
     from datasets import load_dataset, load_from_disk
     p = Path(cfg.hf_dataset).expanduser()
     ds = load_from_disk(str(p)) if (p / "dataset_info.json").exists() or (p / "state.json").exists() else load_dataset(cfg.hf_dataset, split=cfg.hf_split)
@@ -179,6 +187,8 @@ def proxy_config(cfg: LocusConfig):
         try: mix = {k.strip(): float(v) for k, v in (p.split("=") for p in cfg.mix.split(","))}
         except ValueError: raise ValueError(f"mix: expected 'class=share,...' like 'tiny=0.7,small=0.3', got {cfg.mix!r}") from None
         cue = replace(cue, mix=mix)
+    if cfg.cue_min_side < 0: raise ValueError(f"cue_min_side must be >= 0 (0: the preset's), got {cfg.cue_min_side}")
+    if cfg.cue_min_side: cue = replace(cue, min_side=cfg.cue_min_side)
     return ProxyConfig(n_train=cfg.n_train, n_val=cfg.n_val, cues_per_image=cfg.cues_per_image, frame=frame,
                        min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, factor=factor, seed=cfg.cue_seed,
                        cue=cue, image_format=cfg.image_format)

@@ -6,11 +6,16 @@ import pytest
 import torch
 
 import locus.miniature as M
+from locus.reward import has_format, parse_box
 from locus.miniature import (MicroBench, SFTCollator, MicroSFTData, full_name, micro_example, micro_model, micro_question,
                              micro_scene, run_condition, shape_name, text_cue_dataset)
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT, CONFIG = REPO / "runs" / "miniature", REPO / "configs" / "miniature.yaml"
+
+def padded_crop(image, box):
+    x1, y1, x2, y2 = box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
+    return image.crop((max(0, x1 - p), max(0, y1 - p), min(image.size[0], x2 + p), min(image.size[1], y2 + p)))
 
 def target_of(scene, box): return next(o for o in scene.objects if list(o.box) == list(box))
 
@@ -19,7 +24,7 @@ def test_questions_are_right(seed):
     "Every kind's answer follows from the scene: the colour of the named shape, the side, the box, presence or absence."
     for i in range(12):
         sc, rng = micro_scene(seed, i), np.random.default_rng(i)
-        for kind in M.MICRO_KINDS:
+        for kind in [*M.MICRO_KINDS, "pair_ground"]:
             ex = micro_question(sc, kind, rng)
             if ex is None: continue
             if kind == "existence":
@@ -32,17 +37,39 @@ def test_questions_are_right(seed):
             if kind in ("attribute", "color"): assert sum(shape_name(o) == shape_name(t) for o in sc.objects) == 1
             if kind == "grounding":
                 assert json.loads(ex["answer"]) == list(t.box) and sum(full_name(o) == full_name(t) for o in sc.objects) == 1
+            if kind == "grounding_think":   # the proxy task's answer format: the reward reads it as the object's box, format satisfied
+                assert parse_box(ex["answer"]) == [float(v) for v in t.box] and has_format(ex["answer"]) and f"Find the {full_name(t)} " in ex["question"]
             if kind == "position":
                 ref = next(o for o in sc.objects if f"of the {shape_name(o)}?" in ex["question"] and o is not t)
                 side = ex["options"][ex["answer"]]
                 assert (side == "left") == ((t.box[0] + t.box[2]) < (ref.box[0] + ref.box[2]))
             if kind.startswith("pair"): assert len(ex["images"]) == 2
+            if kind == "pair_ground":   # the named object's box; image 2 is a crop of another object, never the answer's
+                assert parse_box(ex["answer"]) == [float(v) for v in t.box] and f"Find the {full_name(t)} " in ex["question"]
+                assert ex["question"].startswith("Image 1 is a full scene. Image 2 is a region cropped from image 1. Find the ")
+                crops = [padded_crop(sc.image, o.box) for o in sc.objects]
+                same = [np.array_equal(np.asarray(ex["images"][1]), np.asarray(c)) for c in crops]
+                assert any(s for o, s in zip(sc.objects, same) if o is not t) and not same[sc.objects.index(t)]
 
 def test_examples_are_deterministic_and_varied():
     a, b = micro_example(3, 17), micro_example(3, 17)
     assert a["question"] == b["question"] and a["answer"] == b["answer"] and np.array_equal(np.asarray(a["images"][0]), np.asarray(b["images"][0]))
     kinds = {micro_example(3, i)["kind"] for i in range(60)}
     assert kinds == set(M.MICRO_KINDS)
+
+def test_micro_world_and_curriculum():
+    "Scenes hold only the micro world's solid shapes; the pretraining stream follows its curriculum stage by stage."
+    for i in range(20):
+        assert all(o.shape in M.MICRO_SHAPES and o.texture == "solid" for o in micro_scene(4, i).objects)
+    d = MicroSFTData(100, seed=2, curriculum=[(10, M.WARMUP_KINDS, (1, 2)), (20, M.MICRO_KINDS, (1, 3))])
+    assert d.stage(9) == (M.WARMUP_KINDS, (1, 2)) and d.stage(10) == (M.MICRO_KINDS, (1, 3)) and d.stage(30) == (M.MICRO_KINDS, M.MICRO_OBJECTS)
+    for i in range(10):
+        ex = micro_example(2, i, *d.stage(i))
+        assert ex["kind"] in M.WARMUP_KINDS and ex["n_objects"] <= 2
+        assert d[i]["answer"] == ex["answer"]
+    assert max(micro_example(2, i, *d.stage(i))["n_objects"] for i in range(10, 30)) <= 3
+    needle = M.MICRO_NEEDLE.items(M.MICRO_NEEDLE.load(limit=12))
+    assert all(it.question.split("of the ")[1].split("?")[0] in M.MICRO_SHAPES for it in needle)
 
 @pytest.fixture(scope="module")
 def small_model():
@@ -88,7 +115,7 @@ def test_micro_bench_scores_each_kind():
 def test_text_cue_rows_box_the_described_object(tmp_path):
     from locus.train import parse_config, proxy_data, proxy_source
     cfg, _ = parse_config(["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path), "--n_train", "24", "--n_val", "2",
-                           "--synthetic_images", "40", "--max_pixels", "50176"])
+                           "--synthetic_images", "40", "--max_pixels", "12544"])
     rows, src = proxy_data(cfg, progress=False)["train"], proxy_source(cfg)
     ds = text_cue_dataset(rows, src)
     assert len(ds) + sum(ds.skipped.values()) == len(rows) and len(ds) > 0
@@ -97,7 +124,7 @@ def test_text_cue_rows_box_the_described_object(tmp_path):
         name = r["prompt"][0]["content"][1]["text"].split("Find the ")[1].split(" in image 1")[0]
         objs = src.scene(int(r["source"].split(":")[2])).objects
         (o,) = [o for o in objs if full_name(o) == name]
-        assert r["solution"] == [float(v) for v in o.box]   # 224 x 224 scenes are seen at full size: pixels == the model's frame
+        assert r["solution"] == [float(v) for v in o.box]   # 112 x 112 scenes are seen at full size: pixels == the model's frame
 
 def test_conditions_run_through_locus_train(tmp_path, small_model):
     "sft and text (the two conditions with code of their own) train, keep only the adapter, and evaluate; a shard is validated."
@@ -110,7 +137,7 @@ def test_conditions_run_through_locus_train(tmp_path, small_model):
         assert (out / "adapter_model.safetensors").exists() and not list(out.glob("checkpoint-*")) and not (out / "training_args.bin").exists()
         assert (out / "metrics.jsonl").read_text().strip()
     r = M.evaluate_condition(tmp_path, "text-s0", limit=2, progress=False)
-    assert set(r) == {"micro", "micro_needle", "proxy_val"} and r["micro"]["n"] == 2
+    assert set(r) == {"micro", "micro_needle", "micro_needle_word", "proxy_val"} and r["micro"]["n"] == 2
     with pytest.raises(FileNotFoundError, match="no trained adapter"): M.evaluate_condition(tmp_path, "large-s0", limit=1)
     with pytest.raises(ValueError, match="shard"): M.miniature(str(tmp_path), stages="report", shard="2/2")
 
@@ -141,7 +168,7 @@ def test_committed_report_is_the_results():
 def test_validation_split_does_not_depend_on_n_train(tmp_path):
     "proxy_val_dir builds the validation split alone (n_train 0): it must hold the rows of the full build's validation split."
     from locus.train import parse_config, proxy_data
-    args = ["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path), "--n_val", "6", "--synthetic_images", "40", "--max_pixels", "50176"]
+    args = ["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path), "--n_val", "6", "--synthetic_images", "40", "--max_pixels", "12544"]
     a = proxy_data(parse_config(args + ["--n_train", "0"])[0], progress=False)["validation"]
     b = proxy_data(parse_config(args + ["--n_train", "12"])[0], progress=False)["validation"]
     assert len(a) == 6 and [r["solution"] for r in a] == [r["solution"] for r in b] and [r["source"] for r in a] == [r["source"] for r in b]
@@ -152,3 +179,23 @@ def test_pretrain_reuses_only_a_matching_checkpoint(tmp_path):
     (out / "model.safetensors").write_bytes(b"x"); (out / "log_history.json").write_text(json.dumps([{"step": 5, "loss": 1.0}]))
     assert M.pretrain(out, steps=5) == out
     with pytest.raises(ValueError, match="pretrained for 5 steps, not 7.*--pretrain_steps 5"): M.pretrain(out, steps=7)
+
+def test_synthetic_world_options_reach_the_proxy_source(tmp_path):
+    "configs/miniature.yaml's shapes and textures reach the proxy task's scenes; an unknown name is refused by name; unset options keep the default source."
+    from locus.train import parse_config, proxy_source
+    args = ["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path)]
+    src = proxy_source(parse_config(args)[0])
+    assert src.identity()["shapes"] == list(M.MICRO_SHAPES) and src.identity()["textures"] == ["solid"]
+    assert all(o.shape in M.MICRO_SHAPES and o.texture == "solid" for i in range(5) for o in src.scene(i).objects)
+    with pytest.raises(ValueError, match="synthetic_shapes: unknown \\['blob'\\]"): proxy_source(parse_config(args + ["--synthetic_shapes", "ring,blob"])[0])
+    plain = proxy_source(parse_config(args + ["--synthetic_shapes", "", "--synthetic_textures", ""])[0])
+    assert "shapes" not in plain.identity() and "textures" not in plain.identity()
+
+def test_word_needle_asks_the_needle_probe_openly():
+    "The word needle probe has the needle probe's scenes and answers, asked without options; it scores the colour word."
+    mc, word = (list(b.items(b.load(limit=6))) for b in (M.MICRO_NEEDLE, M.MICRO_NEEDLE_WORD))
+    for a, b in zip(mc, word):
+        assert a.id == b.id and np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
+        assert b.answer == a.options[a.answer] and not b.options and b.question.endswith("Answer with one word.")
+        assert M.MICRO_NEEDLE_WORD.score(b, f"{b.answer.capitalize()}.", None)["correct"]
+        assert not M.MICRO_NEEDLE_WORD.score(b, "A", None)["correct"]
