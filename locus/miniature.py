@@ -170,7 +170,7 @@ def micro_tokenizer(vocab_size: int = 640, # BPE entries before Qwen's special t
 
 # %% ../nbs/09_miniature.ipynb #77c17638
 def micro_model(hidden_size: int = 128, text_layers: int = 4, vision_depth: int = 4, seed: int = 0, vocab_size: int = 640):
-    "A randomly initialised micro Qwen2.5-VL (the real classes, built by `tiny_qwen25_vl`) with the micro tokenizer and a 224 x 224 pixel budget."
+    "A randomly initialised micro Qwen2.5-VL (the real classes, built by `tiny_qwen25_vl`) with the micro tokenizer and a MICRO_CANVAS pixel budget (112 x 112)."
     from locus.testing import tiny_qwen25_vl
     return tiny_qwen25_vl(seed, hidden_size=hidden_size, text_layers=text_layers, vision_depth=vision_depth,
                           min_pixels=56 * 56, max_pixels=MICRO_CANVAS[0] * MICRO_CANVAS[1], tokenizer=micro_tokenizer(vocab_size))
@@ -234,7 +234,7 @@ def pretrain(out, # where the micro checkpoint goes (safetensors + processor)
              steps: int = 3000, batch: int = 32, lr: float = 1.5e-3, seed: int = 0, data_seed: int = 1,
              curriculum: Sequence = PRETRAIN_CURRICULUM, # (steps, kinds, objects) stages before the full mix
              **model_kw) -> Path:
-    "Pretrain a micro Qwen2.5-VL from scratch on micro-world questions (plain SFT, a two-stage curriculum); resumes from its checkpoints; returns `out`."
+    "Pretrain a micro Qwen2.5-VL from scratch on micro-world questions (plain SFT, a staged curriculum); resumes from its checkpoints; returns `out`."
     from transformers import Trainer
     from transformers.trainer_utils import get_last_checkpoint
     out = Path(out)
