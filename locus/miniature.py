@@ -76,6 +76,11 @@ def _mc(stem: str, options: list, answer: str, rng) -> tuple:
 
 def _cx(o): return (o.box[0] + o.box[2]) / 2
 
+def _crop_around(image, box):
+    "Image 2 of the two-image kinds: `box` with 15% padding (at least 2 px) a side, clipped to the image."
+    x1, y1, x2, y2 = box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
+    return image.crop((max(0, x1 - p), max(0, y1 - p), min(image.size[0], x2 + p), min(image.size[1], y2 + p)))
+
 def micro_question(scene, # a `Scene`
                    kind: str, # one of MICRO_KINDS
                    rng, # numpy Generator
@@ -121,20 +126,17 @@ def micro_question(scene, # a `Scene`
         if len(objs) < 2 or not cand: return None
         t = cand[rng.integers(len(cand))]
         others = [o for o in objs if o is not t]; c = others[rng.integers(len(others))]
-        x1, y1, x2, y2 = c.box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
-        out["images"] = [scene.image, scene.image.crop((max(0, x1 - p), max(0, y1 - p), min(W, x2 + p), min(scene.image.size[1], y2 + p)))]
+        out["images"] = [scene.image, _crop_around(scene.image, c.box)]
         q, a, opts = PAIR_GROUND_PROMPT.format(name=full_name(t)), SFT_TARGET.format(*t.box), {}
     elif kind in ("pair", "pair_color"):
         t = objs[rng.integers(len(objs))]
-        x1, y1, x2, y2 = t.box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
-        crop = scene.image.crop((max(0, x1 - p), max(0, y1 - p), min(W, x2 + p), min(scene.image.size[1], y2 + p)))
         stem = "Image 2 is a region cropped from image 1. What is the color of the object in image 2?"
         if kind == "pair_color": q, a, opts = stem + " Answer with one word.", t.color, {}
         else:
             others = [str(c) for c in rng.choice([c for c in COLORS if c != t.color], 3, replace=False)]
             q, a, opts = _mc(stem, [t.color, *others], t.color, rng)
-        out["images"] = [scene.image, crop]
-    else: raise ValueError(f"unknown question kind {kind!r}; expected one of {list(MICRO_KINDS)}")
+        out["images"] = [scene.image, _crop_around(scene.image, t.box)]
+    else: raise ValueError(f"unknown question kind {kind!r}; expected one of {[*MICRO_KINDS, 'pair_ground']}")
     out.update(question=q, answer=a, options=opts, box=list(t.box), area_frac=t.area_frac)
     return out
 
