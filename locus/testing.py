@@ -169,7 +169,10 @@ def load_processor(name_or_path:str|Path,       # hub id or local directory of a
     "Load a Qwen2.5-VL processor with a pixel budget: stock if torchvision works, else `Qwen2_5_VLImageOnlyProcessor`."
     if kwargs.pop("trust_remote_code", False): raise ValueError("load_processor never runs remote code: drop trust_remote_code")
     cls = AutoProcessor if torchvision_works() else Qwen2_5_VLImageOnlyProcessor
-    return set_pixel_budget(cls.from_pretrained(name_or_path, **kwargs), min_pixels, max_pixels)
+    proc = cls.from_pretrained(name_or_path, **kwargs)
+    if not hasattr(proc, "image_processor"):   # AutoProcessor fell back to the bare tokenizer: a checkpoint saved with the image-only processor
+        proc = Qwen2_5_VLImageOnlyProcessor.from_pretrained(name_or_path, **kwargs)
+    return set_pixel_budget(proc, min_pixels, max_pixels)
 
 # %% ../nbs/01a_testbench.ipynb #05c36b98
 def tiny_config(tokenizer:Qwen2Tokenizer, # its special-token ids and length go into the config

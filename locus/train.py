@@ -35,6 +35,11 @@ class LocusConfig:
     lora_targets: str = _opt("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "Comma-separated projection names adapted in the language model.")
     train_vision: bool = _opt(False, "Also adapt (LoRA) or train (full) the vision tower; frozen by default.")
     prepare_kbit: bool = _opt(False, "Call peft's prepare_model_for_kbit_training (casts non-4-bit weights to fp32: ~+3.5 GB on 7B; see 04_model).")
+    # --- memory and speed (05a_efficient); micro-batches and the optimizer are TRL's per_device_train_batch_size, gradient_accumulation_steps, optim
+    share_vision: bool = _opt(False, "Run the frozen vision tower once per distinct image instead of once per rollout and forward (exact).")
+    offload_embeddings: bool = _opt(False, "Keep the input embedding table in CPU memory (1 GiB less on 7B; refused for tied embeddings, e.g. the 3B).")
+    generation_chunk: int = _opt(0, "Sample the group this many sequences at a time (0: all at once): less KV-cache and prefill memory, slower.")
+    compile_generation: bool = _opt(False, "Decode with a static KV cache and torch.compile (GPU, mode 'lora': 4-bit layers do not speed up); rollouts sampled in eval mode.")
     min_pixels: int = _opt(56 * 56, "Processor pixel budget, lower end; the proxy data is built with the same budget.")
     max_pixels: int = _opt(1280 * 28 * 28, "Processor pixel budget, upper end (1,003,520 = 1280 visual tokens).")
     # --- proxy data
@@ -70,6 +75,7 @@ class LocusConfig:
     def __post_init__(self):
         if self.mode not in ("qlora", "lora", "full"): raise ValueError(f"mode: expected 'qlora', 'lora' or 'full', got {self.mode!r}")
         if self.source not in ("coco", "hf", "folder", "synthetic"): raise ValueError(f"source: expected 'coco', 'hf', 'folder' or 'synthetic', got {self.source!r}")
+        if self.generation_chunk < 0: raise ValueError(f"generation_chunk must be >= 0 (0: the whole group at once), got {self.generation_chunk}")
 
 # %% ../nbs/05_train.ipynb #daa1d0e2
 LOCUS_GRPO_DEFAULTS: dict[str, Any] = dict(
@@ -256,7 +262,8 @@ class MemoryCallback(TrainerCallback):
 
 METRIC_COLUMNS = {"step": "step", "reward": "reward", "rewards/iou_reward/mean": "IoU", "rewards/acc50/mean": "ACC@0.5",
                   "rewards/format_reward/mean": "format", "rewards/box_parsed/mean": "parsed",
-                  "completions/mean_length": "length", "kl": "KL", "step_time": "s/step", "peak_alloc_gib": "GiB"}
+                  "completions/mean_length": "length", "kl": "KL", "step_time": "s/step", "gen/decode_ms": "ms/token",
+                  "peak_alloc_gib": "GiB"}
 
 def metrics_table(log_history: list[dict]) -> "pd.DataFrame":
     "The training log (TRL's `state.log_history`) as a table of the LOCUS metrics, one row per logged step."
@@ -293,9 +300,14 @@ def build_trainer(cfg: LocusConfig, # LOCUS settings
         for p in model.model.visual.parameters(): p.requires_grad_(False)
     funcs, weights = locus_rewards(cfg, targs.output_dir)
     targs = copy.copy(targs); targs.reward_weights = weights      # the caller's config stays as it was given
+    if cfg.share_vision and cfg.train_vision: raise ValueError("share_vision reuses the vision tower's features: it needs train_vision false")
     model.train()
-    return GRPOTrainer(model=model, reward_funcs=funcs, args=targs, train_dataset=train, processing_class=processor,
-                       peft_config=peft_cfg, callbacks=[MemoryCallback(), *(callbacks or [])])
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=targs, train_dataset=train, processing_class=processor,
+                          peft_config=peft_cfg, callbacks=[MemoryCallback(), *(callbacks or [])])
+    from locus.efficient import make_efficient
+    trainer.locus_efficient = make_efficient(trainer, share_vision=cfg.share_vision, offload_embeddings=cfg.offload_embeddings,
+                                             generation_chunk=cfg.generation_chunk, compile_generation=cfg.compile_generation)
+    return trainer
 
 # %% ../nbs/05_train.ipynb #a2f481c3
 def _yaml_safe(v):

@@ -103,3 +103,15 @@ def test_load_processor_on_hub_layout_applies_budget(tmp_path, astronaut):
     grid = crop_pair_inputs(processor, astronaut, BOX)["image_grid_thw"]
     assert grid[0].tolist() == [1, 8, 8]  # 512x512 -> 112x112 within the budget, not the checkpoint's 12.8 MP
     with pytest.raises(ValueError, match="remote code"): load_processor(tmp_path, trust_remote_code=True)
+
+
+def test_load_processor_falls_back_when_autoprocessor_returns_a_tokenizer(tmp_path, monkeypatch):
+    "transformers 5.17 with torchvision: AutoProcessor on a checkpoint saved with the image-only processor gave a bare tokenizer (GPU run, issue 11)."
+    import locus.testing as T
+    from transformers import AutoProcessor
+    path = T.tiny_checkpoint(tmp_path / "ck")
+    tok = T.tiny_tokenizer()
+    monkeypatch.setattr(T, "torchvision_works", lambda: True)
+    monkeypatch.setattr(AutoProcessor, "from_pretrained", classmethod(lambda cls, *a, **k: tok))
+    p = T.load_processor(path, min_pixels=3136, max_pixels=50176)
+    assert hasattr(p, "image_processor") and p.image_processor.size.longest_edge == 50176
