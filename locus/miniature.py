@@ -23,12 +23,12 @@ from .reward import parse_box
 # %% auto #0
 __all__ = ['MICRO_CANVAS', 'MICRO_SIZES', 'MICRO_OBJECTS', 'MICRO_SHAPES', 'MICRO_TEXTURES', 'MICRO_KINDS', 'MC_SUFFIX',
            'GROUND_Q', 'TEXT_CUE_PROMPT', 'SFT_TARGET', 'PAIR_GROUND_PROMPT', 'WARMUP_KINDS', 'PRETRAIN_CURRICULUM',
-           'MICRO_NEEDLE', 'MICRO_NEEDLE_WORD', 'CONDITIONS', 'SUMMARY_COLUMNS', 'shape_name', 'full_name',
-           'micro_scene', 'micro_question', 'micro_example', 'micro_corpus', 'micro_tokenizer', 'micro_model',
-           'chat_example', 'SFTCollator', 'MicroSFTData', 'sft_args', 'pretrain', 'size_bucket', 'score_word',
-           'MicroBench', 'WordNeedle', 'text_cue_dataset', 'ProxySFTData', 'sft_proxy', 'run_condition',
-           'proxy_val_dir', 'evaluate_condition', 'suppression_runs', 'read_scores', 'results_table', 'beyond_spread',
-           'aib_items', 'aib_condition', 'miniature']
+           'GROUNDING_MIX', 'MICRO_NEEDLE', 'MICRO_NEEDLE_WORD', 'CONDITIONS', 'SUMMARY_COLUMNS', 'shape_name',
+           'full_name', 'micro_scene', 'micro_question', 'micro_example', 'micro_corpus', 'micro_tokenizer',
+           'micro_model', 'chat_example', 'SFTCollator', 'MicroSFTData', 'sft_args', 'pretrain', 'continue_pretraining',
+           'size_bucket', 'score_word', 'MicroBench', 'WordNeedle', 'text_cue_dataset', 'ProxySFTData', 'sft_proxy',
+           'run_condition', 'proxy_val_dir', 'evaluate_condition', 'suppression_runs', 'read_scores', 'results_table',
+           'beyond_spread', 'aib_items', 'aib_condition', 'miniature']
 
 # %% ../nbs/09_miniature.ipynb #9e245ea9
 MICRO_CANVAS: tuple = (112, 112)   # (width, height): 112 x 112 = 16 visual tokens of 28 x 28 px, one 14 px patch = 1.6% of the image
@@ -237,8 +237,6 @@ def pretrain(out, # where the micro checkpoint goes (safetensors + processor)
              curriculum: Sequence = PRETRAIN_CURRICULUM, # (steps, kinds, objects) stages before the full mix
              **model_kw) -> Path:
     "Pretrain a micro Qwen2.5-VL from scratch on micro-world questions (plain SFT, a staged curriculum); resumes from its checkpoints; returns `out`."
-    from transformers import Trainer
-    from transformers.trainer_utils import get_last_checkpoint
     out = Path(out)
     if (out / "model.safetensors").exists():
         done = max((h.get("step", 0) for h in json.loads((out / "log_history.json").read_text())), default=0) if (out / "log_history.json").exists() else None
@@ -247,19 +245,40 @@ def pretrain(out, # where the micro checkpoint goes (safetensors + processor)
                              f"pretrain for {steps}, or ask for --pretrain_steps {done} to use it")
         return out
     model, processor = micro_model(seed=seed, **model_kw)
+    data = MicroSFTData(steps * batch, data_seed, curriculum=[(n * batch, k, o) for n, k, o in curriculum])
+    return _sft_and_save(model, processor, data, out, steps, batch, lr, seed)
+
+def _sft_and_save(model, processor, data, out: Path, steps: int, batch: int, lr: float, seed: int) -> Path:
+    "SFT `model` on `data` in order (resuming from out.work's checkpoints), then save it to `out` atomically with its log."
+    from transformers import Trainer
+    from transformers.trainer_utils import get_last_checkpoint
+    from locus.testing import save_pretrained_vlm
     work = out.with_name(out.name + ".work")
     args = sft_args(work, steps, batch, lr, seed, save_steps=100, train_sampling_strategy="sequential")   # in order: the curriculum
-    data = MicroSFTData(steps * batch, data_seed, curriculum=[(n * batch, k, o) for n, k, o in curriculum])
     tr = Trainer(model=model.train(), args=args, train_dataset=data, data_collator=SFTCollator(processor))
     last = get_last_checkpoint(str(work)) if work.exists() else None
     tr.train(resume_from_checkpoint=last)
-    from locus.testing import save_pretrained_vlm
     tmp = out.with_name(out.name + ".tmp")
     save_pretrained_vlm(model.eval(), processor, tmp)
     (tmp / "log_history.json").write_text(json.dumps(tr.state.log_history))
     os.replace(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     return out
+
+GROUNDING_MIX: dict = {**MICRO_KINDS, "pair_ground": 0.2}   # phase 2: the full mix, plus the proxy prompt's words asking for a named object's box
+
+def continue_pretraining(src, # a pretrained micro model (phase 1)
+                         out, # where the continued model goes
+                         steps: int = 200, batch: int = 32, lr: float = 5e-4, seed: int = 0, data_seed: int = 5,
+                         kinds: dict = GROUNDING_MIX, # question kinds and shares of phase 2
+                        ) -> Path:
+    "Phase 2 of pretraining: `steps` more SFT steps from `src` on `kinds` (resumes; skips a finished model); returns `out`."
+    from locus.testing import load_pretrained_vlm
+    out = Path(out)
+    if (out / "model.safetensors").exists(): return out
+    model, processor = load_pretrained_vlm(src, dtype=torch.float32)
+    data = MicroSFTData(steps * batch, data_seed, curriculum=[(steps * batch, kinds, MICRO_OBJECTS)])
+    return _sft_and_save(model, processor, data, out, steps, batch, lr, seed)
 
 # %% ../nbs/09_miniature.ipynb #5e37b3b8
 def size_bucket(frac: float) -> str:
@@ -521,7 +540,8 @@ def miniature(root: str = "runs/miniature", # experiment folder (the committed r
               seeds: str = "0,1,2", # training seeds of every trained condition
               conditions: str = ",".join(CONDITIONS), # which of base, locus, sft, random, text, large
               stages: str = "pretrain,train,eval,aib,report", # which stages to run (each skips finished work and resumes)
-              pretrain_steps: int = 3000, # SFT steps of the micro model (batch 32)
+              pretrain_steps: int = 3000, # SFT steps of the micro model (batch 32), phase 1
+              ground_steps: int = 200, # phase 2: SFT steps with pair_ground in the mix (0: none)
               aib_n: int = 60, # items of the AIB analysis
               train_args: str = "", # extra `locus train` options for every run, e.g. --train_args="--max_steps 10"
               shard: str = "0/1", # "i/n": do only every n-th run, starting at the i-th (n processes in parallel; see runs/miniature.sh)
@@ -537,7 +557,10 @@ def miniature(root: str = "runs/miniature", # experiment folder (the committed r
     trained = [(c, s) for c in conds if c != "base" for s in seeds_]
     mine = lambda xs: [x for k, x in enumerate(xs) if k % n == i]
     my_runs = [f"{c}-s{s}" for c, s in mine(trained)] + (["base"] if i == 0 and "base" in conds else [])   # a shard evaluates what it trained
-    if "pretrain" in stages: pretrain(root / "pretrained", steps=pretrain_steps)
+    if "pretrain" in stages:   # every condition starts from root/pretrained
+        first = pretrain(root / "pretrained-phase1", steps=pretrain_steps)
+        if ground_steps: continue_pretraining(first, root / "pretrained", steps=ground_steps)
+        elif not (root / "pretrained").exists(): shutil.copytree(first, root / "pretrained")
     if "train" in stages:
         for c, s in tqdm(mine(trained), desc="train conditions", unit="run"): run_condition(c, s, root, config, train_args.split())
     if "eval" in stages:

@@ -199,3 +199,19 @@ def test_word_needle_asks_the_needle_probe_openly():
         assert b.answer == a.options[a.answer] and not b.options and b.question.endswith("Answer with one word.")
         assert M.MICRO_NEEDLE_WORD.score(b, f"{b.answer.capitalize()}.", None)["correct"]
         assert not M.MICRO_NEEDLE_WORD.score(b, "A", None)["correct"]
+
+def test_continue_pretraining_is_phase_two(tmp_path, small_model):
+    "Phase 2 starts from phase 1's weights, sees pair_ground questions, saves atomically, and skips a finished model."
+    from collections import Counter
+    from safetensors.torch import load_file
+    from locus.testing import save_pretrained_vlm
+    src = save_pretrained_vlm(*small_model, tmp_path / "phase1")
+    kinds = Counter(micro_example(5, i, M.GROUNDING_MIX)["kind"] for i in range(300))
+    assert 0.08 < kinds["pair_ground"] / 300 < 0.3, kinds
+    out = M.continue_pretraining(src, tmp_path / "pretrained", steps=2, batch=2)
+    assert max(h.get("step", 0) for h in json.loads((out / "log_history.json").read_text())) == 2
+    assert not (tmp_path / "pretrained.work").exists() and not (tmp_path / "pretrained.tmp").exists()
+    a, b = load_file(src / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    assert M.continue_pretraining(src, out, steps=2, batch=2) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp
