@@ -120,8 +120,8 @@ def plain_trainer(model_dir: Path, w: dict, steps: int, out: str, cuda: bool, qu
     if cuda: kw["device_map"] = {"": 0}
     model = AutoModelForImageTextToText.from_pretrained(model_dir, **kw)
     if quantize:
-        for m in model.modules():               # bitsandbytes' avx512-bf16 CPU repack breaks generate -> train (environment.md)
-            if hasattr(m, "support_avx512bf16_for_cpu"): m.support_avx512bf16_for_cpu = False
+        from locus.model import disable_cpu_repack
+        disable_cpu_repack(model)               # bitsandbytes' avx512-bf16 CPU repack breaks generate -> train (CPU only; a no-op on a GPU)
     proc = load_processor(model_dir, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
                       target_modules=r"^model\.language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$")

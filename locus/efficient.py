@@ -9,7 +9,7 @@ from collections import OrderedDict
 import torch
 
 # %% auto #0
-__all__ = ['SharedVision', 'cpu_embeddings', 'DecodeTimer', 'LocusGenerate', 'make_efficient', 'remove_efficient']
+__all__ = ['SharedVision', 'cpu_embeddings', 'DecodeTimer', 'LocusGenerate', 'make_efficient']
 
 # %% ../nbs/05a_efficient.ipynb #b4600647
 class SharedVision:
@@ -136,7 +136,6 @@ class LocusGenerate:
         self.generate0 = model.generate
         cfg = getattr(model, "config", None)
         self.vision_start_id = getattr(cfg, "vision_start_token_id", None)
-        self.pad_id = None
         self.last: dict = {}
         model.generate = self
 
@@ -206,8 +205,3 @@ def make_efficient(trainer, # a TRL GRPOTrainer, built
     if offload_embeddings: done["offloaded_bytes"] = cpu_embeddings(model)
     done["generate"] = LocusGenerate(model, trainer, chunk=generation_chunk, compile=compile_generation)
     return done
-
-def remove_efficient(done: dict):
-    "Undo `make_efficient`'s vision sharing and generate wrapper (the embedding table stays where it is)."
-    if "share_vision" in done: done["share_vision"].remove()
-    done["generate"].remove()
