@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run, through the device tool (one command at most 10 minutes; the machine may be a fresh one each call).
+# The GPU run, for a machine reached by short commands (at most 10 minutes each; the machine may be a fresh one each call).
 # Starts the benchmark in the background (or finds the one already running), waits up to WAIT seconds, and copies
 # the finished rows and the log to $OUT. Calling it again resumes: finished variants are skipped.
 #   VARIANTS=7b:locus:plain:3,7b:locus:fast:3 bash bench/device_run.sh      (carry bench/.pylib: bench/README.md)

@@ -4,7 +4,7 @@ batched, on the same items, in the same process. Also checks that both give iden
     python bench/eval_bench.py [--threads 1]           # tiny offline Qwen2.5-VL on CPU
     python bench/eval_bench.py --device cuda --size 7b # real-size Qwen2.5-VL-7B architecture, random weights, on a GPU
 
-Real-size models are built from the published Qwen2.5-VL configs with random weights (no download is possible here);
+Real-size models are built from the published Qwen2.5-VL configs with random weights (no download needed);
 they use the offline test tokenizer, so their vocabulary (and lm_head) is ~0.5k entries instead of 152k: the decoder
 and vision tower are real size, the output projection is not. Random weights rarely emit EOS, so every answer runs to
 `--max-new-tokens`: the worst case.

@@ -136,7 +136,7 @@ def convert_box(box: Sequence[float], # xyxy box (or an (N, 4) array of boxes) i
                 size: tuple[int, int], # original image `(width, height)` in pixels
                 resized: tuple[int, int] | None = None, # `(width, height)` the model sees; needed for "resized"
                ):
-    "Convert xyxy boxes between coordinate frames (see the table above); `norm1000` output is rounded to integers."
+    "Convert xyxy boxes between frames: original pixels, pixels of the resized image (Qwen2.5-VL), 0-1000 integers (Qwen2/3-VL), 0-1 floats."
     if min(size) <= 0: raise ValueError(f"Image size must be positive, got {size}")
     b = np.asarray(box, dtype=np.float64)
     if b.shape[-1] != 4: raise ValueError(f"A box has 4 numbers [x1, y1, x2, y2]; got shape {b.shape}")

@@ -25,7 +25,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 # %% ../nbs/01a_testbench.ipynb #4419de00
 DEMO_PROMPT = ("Image 1 is a full scene, image 2 is a region cropped from it. Find where image 2 lies in image 1 and output "
                "the box as [x1, y1, x2, y2] in pixel coordinates. Reason inside <think>...</think>, then give the box "
-               "inside <answer>...</answer>.")  # the proxy-task instruction in the paper's structure (method.md 2)
+               "inside <answer>...</answer>.")  # the proxy-task instruction in the paper's structure
 
 _THOUGHTS = ("The region shows the same texture as the upper left part of the scene.",
              "The cropped patch matches the area near the center, slightly to the right.",

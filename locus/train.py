@@ -27,7 +27,7 @@ _KERNELS_HINT = _KernelsHint()
 
 @contextlib.contextmanager
 def quiet_known_noise():
-    "Silence exactly the library messages above (by message) inside the block; every other warning still shows."
+    "Silence bitsandbytes' `kernels` hint and TRL's gradient-checkpointing deprecations (by message) in the block; other warnings show."
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_KERNELS_HINT)   # printed once, when bitsandbytes is imported
     with warnings.catch_warnings():
         for category, message in _NOISE: warnings.filterwarnings("ignore", message=message, category=category)
@@ -151,7 +151,7 @@ def check_run(cfg: LocusConfig, # LOCUS settings
               targs, # TRL's GRPOConfig
               cuda: bool | None = None, # is a GPU available? (default: ask torch)
              ) -> None:
-    "Fail early, with what to change, on settings that cannot work on this machine or with each other."
+    "Fail early, with what to change, on settings that cannot work on the machine at hand or with each other."
     import torch
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if not cuda:
@@ -424,6 +424,7 @@ def _fix_model_card(out: Path, base: str):
 def train(cfg: LocusConfig, # LOCUS settings
           targs, # TRL's GRPOConfig
           dataset=None, # a proxy-task data set; None: built from `cfg`
+          callbacks: list | None = None, # extra transformers callbacks
          ) -> dict:
     "Train (resuming as `resume_point` says), save adapter, config and metrics; return a summary. Refused runs write nothing."
     import yaml
@@ -431,9 +432,9 @@ def train(cfg: LocusConfig, # LOCUS settings
     try:
         check_run(cfg, targs)
         last = resume_point(cfg, targs)
-        trainer = build_trainer(cfg, targs, dataset)
+        trainer = build_trainer(cfg, targs, dataset, callbacks)
     except ConfigError: raise
-    except (ValueError, OSError) as e: raise ConfigError(str(e).splitlines()[0] if str(e) else repr(e)) from e
+    except (ValueError, OSError) as e: raise ConfigError(str(e) or repr(e)) from e
     out.mkdir(parents=True, exist_ok=True)
     (out / "locus_config.yaml").write_text(yaml.safe_dump(resolved_config(cfg, targs), sort_keys=False))
     t0 = time.time()

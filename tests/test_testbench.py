@@ -106,7 +106,7 @@ def test_load_processor_on_hub_layout_applies_budget(tmp_path, astronaut):
 
 
 def test_load_processor_falls_back_when_autoprocessor_returns_a_tokenizer(tmp_path, monkeypatch):
-    "transformers 5.17 with torchvision: AutoProcessor on a checkpoint saved with the image-only processor gave a bare tokenizer (GPU run, issue 11)."
+    "transformers 5.17 with torchvision: AutoProcessor on a checkpoint saved with the image-only processor gave a bare tokenizer."
     import locus.testing as T
     from transformers import AutoProcessor
     path = T.tiny_checkpoint(tmp_path / "ck")
@@ -115,3 +115,14 @@ def test_load_processor_falls_back_when_autoprocessor_returns_a_tokenizer(tmp_pa
     monkeypatch.setattr(AutoProcessor, "from_pretrained", classmethod(lambda cls, *a, **k: tok))
     p = T.load_processor(path, min_pixels=3136, max_pixels=50176)
     assert hasattr(p, "image_processor") and p.image_processor.size.longest_edge == 50176
+
+
+def test_load_processor_keeps_the_saved_pixel_budget(tmp_path, astronaut):
+    "A checkpoint saved at 50,176 pixels is loaded at 50,176, as AutoProcessor reads it, unless another budget is asked for."
+    import locus.testing as T
+    path = T.tiny_checkpoint(tmp_path / "ck", max_pixels=50176)
+    size = lambda p: (p.image_processor.size.shortest_edge, p.image_processor.size.longest_edge)
+    assert size(T.load_processor(path)) == (T.TINY_MIN_PIXELS, 50176)
+    assert size(T.load_processor(path, max_pixels=12544)) == (T.TINY_MIN_PIXELS, 12544)
+    grid = T.crop_pair_inputs(T.load_processor(path), astronaut, BOX)["image_grid_thw"]
+    assert grid[0].tolist() == [1, 16, 16]           # 512 x 512 -> 224 x 224: 64 visual tokens, not the library default's 1,280

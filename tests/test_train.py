@@ -138,3 +138,79 @@ def test_two_processes(tmp_path, cache):
     assert (out_dir / "adapter_model.safetensors").exists()
     hist = [json.loads(l) for l in open(out_dir / "metrics.jsonl")]
     assert max(h.get("step", 0) for h in hist) == 2
+
+# --- the mistakes a new user makes: one line each, before anything is trained or written
+LOCUS = str(Path(sys.executable).with_name("locus"))
+
+def cli(*args, cwd=None, timeout=600):
+    return subprocess.run([LOCUS, "train", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+def one_line(r):
+    lines = [l for l in r.stderr.splitlines() if l.startswith("locus train:")]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return lines[0]
+
+def test_misspelt_yaml_key_is_one_line_with_a_suggestion(tmp_path):
+    (tmp_path / "my.yaml").write_text("model: tiny\nnum_generation: 2\n")
+    msg = one_line(cli("--config", "my.yaml", cwd=tmp_path))
+    assert "my.yaml" in msg and "`num_generation`" in msg and "did you mean `num_generations`?" in msg
+
+def test_abbreviated_flag_is_refused_not_guessed(tmp_path):
+    with pytest.raises(T.ConfigError, match="unknown option `max_step`; did you mean `max_steps`"): parse_config(["--max_step", "3"])
+    assert "did you mean `max_steps`" in one_line(cli("--max_step", "3", "--output_dir", str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
+
+def test_unknown_model_name_gets_a_suggestion(tmp_path, cache):
+    cfg, targs = parse_config(args_for(tmp_path / "run", cache, "--model", "tinyy"))
+    with pytest.raises(T.ConfigError, match="model 'tinyy'.*did you mean 'tiny'"): train(cfg, targs)
+    assert not (tmp_path / "run").exists()
+
+def test_too_few_rows_for_one_step(tmp_path, cache):
+    cfg, targs = parse_config(args_for(tmp_path / "run", cache, "--gradient_accumulation_steps", "4"))
+    data = T.proxy_data(cfg, progress=False)["train"].select(range(3))
+    with pytest.raises(T.ConfigError, match=r"training split has 3 rows, and one step samples 4 prompts"): train(cfg, targs, dataset=data)
+    assert not (tmp_path / "run").exists()                        # nothing trained, nothing written
+
+def test_metrics_table_of_a_run_without_steps():
+    assert len(T.metrics_table([{"train_runtime": 0.1}])) == 0
+
+def test_resume_from_checkpoint_is_honoured(tmp_path, cache):
+    first = tmp_path / "first"
+    train(*parse_config(args_for(first, cache, "--save_steps", "1", steps=2)))
+    cfg, targs = parse_config(args_for(tmp_path / "second", cache, "--resume_from_checkpoint", str(first / "checkpoint-1"), steps=2))
+    s = train(cfg, targs)
+    assert s["resumed_from"] == str(first / "checkpoint-1") and s["steps"] == 2
+    logged = lambda d: [h for h in map(json.loads, open(d / "metrics.jsonl")) if "reward" in h]
+    assert [h["step"] for h in logged(tmp_path / "second")] == [1, 2]
+    assert logged(tmp_path / "second")[0] == logged(first)[0]     # step 1 is the checkpoint's own record (its timings too): not re-run
+    cfg, targs = parse_config(args_for(first, cache, "--resume_from_checkpoint", "true", steps=2))
+    assert T.resume_point(cfg, targs).endswith("checkpoint-2")   # true: the latest
+    for bad, words in ((str(tmp_path / "nowhere"), "not a checkpoint folder"), ("true", "holds no checkpoint")):
+        cfg, targs = parse_config(args_for(tmp_path / "empty", cache, "--resume_from_checkpoint", bad))
+        with pytest.raises(T.ConfigError, match=words): train(cfg, targs)
+
+def test_ctrl_c_says_where_to_resume(tmp_path, cache):
+    T.proxy_data(parse_config(args_for(tmp_path, cache))[0], progress=False)
+    T.resolve_model(parse_config(args_for(tmp_path, cache))[0])
+    out = tmp_path / "run"
+    p = subprocess.Popen([LOCUS, "train", *args_for(out, cache, "--save_steps", "1", steps=200)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while not (out / "checkpoint-1" / "trainer_state.json").exists():
+        assert p.poll() is None, p.stderr.read()[-3000:]
+        assert time.time() < deadline; time.sleep(0.05)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-3000:]
+    msg = [l for l in err.splitlines() if l.startswith("locus train: stopped at step")]
+    assert msg and "the same command resumes from checkpoint-" in msg[0] and "Traceback" not in err, err[-3000:]
+
+def test_help_lists_config_first_and_imports_nothing_heavy():
+    probe = ("import sys; from locus.cli import main; main(['train', '--help']); "
+             "print(sorted(m for m in ('torch', 'trl', 'transformers', 'bitsandbytes') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "[]", lines[-1]
+    first = next(l for l in lines if l.strip().startswith("--"))
+    assert first.split()[0] == "--config" and "YAML" in first
