@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #ebe801eb
 from __future__ import annotations
-import hashlib, json, math, os, shutil, time, warnings
+import difflib, hashlib, json, math, os, shutil, time, warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -16,8 +16,8 @@ from .cues import CueConfig, sample_cues, to_rgb, SIZE_CLASSES
 
 # %% auto #0
 __all__ = ['MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'COLORS', 'SHAPES', 'TEXTURES', 'GLYPHS', 'SPLITS', 'ImageError', 'load_image',
-           'safe_path', 'SourceImage', 'Skips', 'CocoSource', 'HFSource', 'FolderSource', 'SceneObject', 'Scene',
-           'make_scene', 'SyntheticSource', 'proxy_prompt', 'ProxyConfig', 'class_quota', 'proxy_features',
+           'safe_path', 'SourceImage', 'Skips', 'skip_summary', 'CocoSource', 'HFSource', 'FolderSource', 'SceneObject',
+           'Scene', 'make_scene', 'SyntheticSource', 'proxy_prompt', 'ProxyConfig', 'class_quota', 'proxy_features',
            'proxy_rows', 'cache_key', 'build_proxy_dataset', 'check_pixel_budget']
 
 # %% ../nbs/03_data.ipynb #e387c754
@@ -40,6 +40,7 @@ def load_image(path, # image file
             im.load()
             return to_rgb(im).copy()
     except ImageError: raise
+    except FileNotFoundError as e: raise ImageError(f"{path}: no such file") from e
     except Image.DecompressionBombError as e:           # Pillow's own guard fires first past 2x its limit
         raise ImageError(f"{path}: refused by the decompression-bomb guard ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:
@@ -70,11 +71,46 @@ class SourceImage:
     size: tuple | None = None # (width, height) the annotations claim, checked against the file
 
 class Skips:
-    "Counts what a source or a build skipped, by reason, keeping the first example of each."
-    def __init__(self): self.counts, self.examples = Counter(), {}
+    "Counts what a source or a build skipped, by reason, keeping the first few examples of each."
+    keep = 5 # examples kept per reason
+    def __init__(self): self.counts, self.first = Counter(), {}
     def __call__(self, reason: str, message: str):
-        self.counts[reason] += 1; self.examples.setdefault(reason, message)
+        self.counts[reason] += 1; ex = self.first.setdefault(reason, [])
+        if len(ex) < self.keep: ex.append(message)
+    @property
+    def examples(self) -> dict: return {r: m[0] for r, m in self.first.items()}   # the first example of each reason
     def __repr__(self): return f"Skips({dict(self.counts)})"
+
+_QUIET = {"crowd", "image_gave_no_cue"}   # what the settings skip (skip_crowd, the cue settings): counted, never warned about on their own
+
+_SKIP_FIXES = {"unreadable_image": "fix or replace the file, or correct its file_name / the image folder",
+              "bad_record": "fix the source's record",
+              "image_gave_no_cue": "none of its boxes gave a cue the cue settings accept (counts in `rejected`): check the boxes or ProxyConfig.cue",
+              "image_without_boxes": "give the image an annotation, or drop it from images",
+              "annotation_unknown_image": "correct the annotation's image_id, or add the image to images",
+              "bad_bbox": "a bbox is [x, y, w, h] in pixels with w, h > 0",
+              "crowd": "crowd boxes are skipped by skip_crowd=True",
+              "outside_root": "copy the file into the folder instead of linking to it"}
+
+def skip_summary(*skips: Skips, # what was skipped (a build's, then its source's)
+                 n: int = 5, # how many skipped items to name
+                ) -> str:
+    "One block a person can act on: the count by reason, then the first `n` skipped items with what to change."
+    counts, first = Counter(), {}
+    for s in skips:
+        counts.update(s.counts)
+        for r, m in s.first.items(): first.setdefault(r, []).extend(m)
+    rank = lambda r: 2 if r in _QUIET else 0 if r in ("unreadable_image", "bad_record") else 1
+    reasons = sorted(counts, key=lambda r: (rank(r), -counts[r]))   # files, then annotations, then cue settings; the most frequent first
+    shown, depth = {r: [] for r in reasons}, 0
+    while sum(map(len, shown.values())) < n and any(depth < len(first[r]) for r in reasons):
+        for r in reasons:                                                        # one of each reason before a second of any
+            if depth < len(first[r]) and sum(map(len, shown.values())) < n: shown[r].append(first[r][depth])
+        depth += 1
+    k = sum(map(len, shown.values()))
+    head = f"{sum(counts.values())} skipped: " + ", ".join(f"{r} {counts[r]}" for r in reasons) + (f"; the first {k}:" if k < sum(counts.values()) else ":")
+    fix = lambda r: _SKIP_FIXES.get(r, "add the missing key to the record" if "_missing_" in r else "see the message")
+    return "\n".join([head] + [f"  {r} ({fix(r)}):\n" + "\n".join(f"    {m}" for m in shown[r]) for r in reasons if shown[r]])
 
 def _sha256_file(path) -> str:
     h = hashlib.sha256()
@@ -90,7 +126,7 @@ class CocoSource:
                  skip_crowd: bool = True, # paper: object crops; a crowd box covers many objects
                  max_pixels: int = MAX_IMAGE_PIXELS): # decompression-bomb guard for every image
         self.path, self.root, self.skip_crowd, self.max_pixels = Path(annotations), Path(image_dir), skip_crowd, max_pixels
-        self.skips = Skips()
+        self.skips, self._hints = Skips(), 20   # similar-name hints for the first 20 missing files (each scans a folder)
         try: d = json.loads(self.path.read_bytes())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{self.path}: cannot read COCO annotations ({e})") from e
         if not isinstance(d, dict): raise ValueError(f"{self.path}: expected a JSON object with 'images' and 'annotations', got {type(d).__name__}")
@@ -103,7 +139,7 @@ class CocoSource:
             miss = [k for k in ("id", "file_name", "width", "height") if not isinstance(im, dict) or k not in im]
             if miss: self.skips(f"image_missing_{miss[0]}", f"{self.path}: images[{i}] has no {miss[0]!r}"); continue
             p = safe_path(self.root, im["file_name"], f"{self.path}: images[{i}].file_name")
-            imgs[im["id"]] = dict(path=p, size=(im["width"], im["height"]), boxes=[])
+            imgs[im["id"]] = dict(path=p, size=(im["width"], im["height"]), boxes=[], index=i, file_name=im["file_name"])
         for j, a in enumerate(d["annotations"]):
             miss = [k for k in ("image_id", "bbox") if not isinstance(a, dict) or k not in a]
             if miss: self.skips(f"annotation_missing_{miss[0]}", f"{self.path}: annotations[{j}] has no {miss[0]!r}"); continue
@@ -122,10 +158,25 @@ class CocoSource:
     def __getitem__(self, i) -> SourceImage:
         k, r = self.items[i]
         def load(p=r["path"], size=r["size"]):
+            if not p.is_file(): raise ImageError(self._missing(p, r["index"], r["file_name"]))
             im = load_image(p, self.max_pixels)
             if im.size != tuple(size): raise ImageError(f"{p}: image is {im.size[0]}x{im.size[1]} but the annotations say {size[0]}x{size[1]}")
             return im
         return SourceImage(id=f"coco:{r['path'].relative_to(self.root.resolve())}", load=load, boxes=r["boxes"], size=r["size"])
+    def _missing(self, p: Path, # the resolved path that is not a file
+                 i: int, # its index in the annotations' images
+                 name: str, # its file_name as the annotations spell it
+                ) -> str:
+        "What to say about an annotated image whose file is not there: the file, the annotation entry, a similar name on disk."
+        where = f"{self.path}: images[{i}].file_name={name!r}, relative to image_dir {self.root}"
+        if not self.root.is_dir(): return f"{p}: no such file ({where}): image_dir is not a folder"
+        if not p.parent.is_dir(): return f"{p}: no such file ({where}): folder {p.parent} does not exist"
+        near = None
+        if self._hints > 0:
+            self._hints -= 1
+            with os.scandir(p.parent) as it: names = [e.name for _, e in zip(range(5001), it)]
+            if len(names) <= 5000: near = difflib.get_close_matches(p.name, names, n=1, cutoff=0.8)   # not in folders of numbered files
+        return f"{p}: no such file ({where})" + (f"; a file with a similar name is there: {near[0]!r}" if near else "")
     def identity(self) -> dict:
         return dict(kind="coco", annotations_sha256=_sha256_file(self.path), image_dir=str(self.root.resolve()), skip_crowd=self.skip_crowd)
 
@@ -415,13 +466,22 @@ _WORK = None   # (source, config, features) in a build's worker processes
 
 def _init_worker(work): global _WORK; _WORK = work
 
+def _describe(source, # any source of build_proxy_dataset
+             ) -> str:
+    "Where a source's images come from, in words."
+    if isinstance(source, CocoSource): return f"COCO annotations {source.path} with image_dir {source.root}"
+    if isinstance(source, FolderSource): return f"the image folder {source.root}"
+    if isinstance(source, HFSource): return f"the data set {source.name!r} (image column {source.image_column!r})"
+    return f"{type(source).__name__} {source.identity()}"
+
 def _image_rows(job):
     "One image's contribution: its cues' encoded rows (with their classes), or why it gave none. Runs in a worker."
     idx, mix = job
     source, config, feats = _WORK
     try: si = source[int(idx)]; img = si.load()
     except (ValueError, OSError) as e:                  # ImageError is a ValueError: unreadable, truncated, too big, bad record
-        return dict(skip=("unreadable_image" if isinstance(e, ImageError) else "bad_record", str(e)), rejected=Counter(), rows=[])
+        bad = isinstance(e, ImageError)                 # an ImageError names its file; a bad record is named by its index
+        return dict(skip=("unreadable_image", str(e)) if bad else ("bad_record", f"source[{int(idx)}]: {e}"), rejected=Counter(), rows=[])
     cues = sample_cues(img, si.boxes, n=config.cues_per_image, config=replace(config.cue, mix=mix), seed=config.seed, source=si.id)
     if not cues: return dict(skip=("image_gave_no_cue", f"{si.id}: no cue ({dict(cues.rejected)})"), rejected=cues.rejected, rows=[])
     rows = [(c.size_class, feats.encode_example(r)) for c, r in zip(cues, proxy_rows(img, cues, config))]
@@ -440,6 +500,7 @@ def build_proxy_dataset(source, # CocoSource, HFSource, FolderSource, SyntheticS
     key = cache_key(source, config) + ("" if chunk == 32 else f"-c{chunk}")   # the chunk shapes the result
     path = Path(cache_dir).expanduser() / f"proxy-{key}"
     if (path / "report.json").exists(): return _load_cached(path)
+    made_cache_dir = not path.parent.exists()
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     feats, t0 = proxy_features(), time.time()
@@ -483,15 +544,36 @@ def build_proxy_dataset(source, # CocoSource, HFSource, FolderSource, SyntheticS
         if pool is not None: pool.terminate()
     short = {s: {c: q for c, q in quota[s].items() if q > 0} for s in SPLITS}
     short = {s: q for s, q in short.items() if q}
-    if short: warnings.warn(f"proxy data set: the source ran out of images before the quotas were met; missing cues: {short}", stacklevel=2)
     src_skips = getattr(source, "skips", None)
+    groups = [s for s in (skips, src_skips) if s is not None and s.counts]        # the build's skips, then the source's
+    want = {"validation": config.n_val, "train": config.n_train}
+    empty = [s for s in SPLITS if want[s] > 0 and not rows_of[s]]
+    if empty:                                                                     # refused: nothing stays in the cache
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made_cache_dir:
+            try: path.parent.rmdir()
+            except OSError: pass
+        got = ", ".join(f"{s} {sum(rows_of[s].values())} of {want[s]}" for s in SPLITS)
+        faults = any(r not in _QUIET for g in groups for r in g.counts)
+        raise ValueError(f"proxy data set: the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} got 0 rows (rows: {got}) from {_describe(source)}; "
+                         f"{pos} of its {len(source)} images tried.\n" + (skip_summary(*groups) if groups else "Nothing was skipped.")
+                         + (f"\nCues refused, by reason: {dict(rejected)}" if rejected else "") + f"\nCues still wanted, by split and class: {short}"
+                         + ("\nFix the paths or files named above (the annotations' file_name, the image folder), or lower n_train/n_val "
+                            "to what the source can give" if faults else "\nLower n_train/n_val, or change the cue settings (ProxyConfig.cue: mix, "
+                            "min_side) to what the source's boxes can give") + f". Nothing was written to {path.parent}.")
     report = dict(key=key, path=str(path), rows={s: sum(rows_of[s].values()) for s in SPLITS}, classes={s: dict(rows_of[s]) for s in SPLITS},
                   images=images_of, shortfall=short, rejected=dict(rejected), skipped=dict(skips.counts), skip_examples=skips.examples,
                   source_skipped=dict(src_skips.counts) if src_skips else {}, source_skip_examples=src_skips.examples if src_skips else {},
+                  skip_first=skips.first, source_skip_first=src_skips.first if src_skips else {},
                   build_seconds=round(time.time() - t0, 2), num_proc=num_proc, config=asdict(config), source=source.identity())
     (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
     if path.exists(): shutil.rmtree(path)               # a half-written folder from an interrupted build: no report.json
     os.replace(tmp, path)
+    said = [f"proxy data set: the source ran out of images before the quotas were met; missing cues: {short}"] if short else []
+    if any(r not in _QUIET for g in groups for r in g.counts):              # one block naming the skips, after the cache is complete
+        said.append(f"proxy data set from {_describe(source)}: {skip_summary(*groups)}\n"
+                    f"Every skip, by reason: {path / 'report.json'} (skipped, skip_examples, source_skipped, source_skip_examples)")
+    if said: warnings.warn("\n".join(said), stacklevel=2)
     dd = _load_cached(path); dd.report["cached"] = False
     return dd
 

@@ -8,7 +8,7 @@ from PIL import Image
 import skimage.data
 from locus.boxes import convert_box, resized_size
 from locus.cues import PRESETS, sample_cues
-from locus.data import (ImageError, load_image, safe_path, CocoSource, HFSource, FolderSource, SyntheticSource, make_scene,
+from locus.data import (ImageError, load_image, safe_path, Skips, skip_summary, CocoSource, HFSource, FolderSource, SyntheticSource, make_scene,
                         ProxyConfig, build_proxy_dataset, cache_key, check_pixel_budget, proxy_prompt)
 
 SMALL = dict(max_pixels=192 * 28 * 28)          # small stored images keep the builds fast
@@ -47,14 +47,14 @@ def test_tiny_image_is_a_counted_skip(odd):
     r = sample_cues(load_image(odd / "tiny.png"), n=1, config=PRESETS["random"], source="tiny")
     assert len(r) == 0 and dict(r.rejected) == {"image_too_small": 1}
 
-def write_coco(root, names=("astronaut", "coffee", "rocket", "chelsea"), mutate=None):
-    "A COCO instances fixture in the exact upstream schema (real photos), optionally mutated before writing."
+def write_coco(root, names=("astronaut", "coffee", "rocket", "chelsea"), mutate=None, plain_names=False):
+    "A COCO instances fixture in the exact upstream schema (real photos), optionally mutated before writing; plain_names: `coffee.jpg`."
     boxes = {"astronaut": [[133, 343, 178, 412], [280, 338, 330, 372], [160, 45, 255, 160]], "coffee": [[320, 225, 400, 315], [195, 235, 262, 300]],
              "rocket": [[180, 355, 212, 385], [190, 115, 220, 150], [420, 230, 470, 270]], "chelsea": [[138, 85, 205, 148], [300, 40, 350, 90]]}
     (root / "train2014").mkdir(parents=True, exist_ok=True)
     d = {"info": {}, "licenses": [], "images": [], "annotations": [], "categories": [{"supercategory": "animal", "id": 17, "name": "cat"}]}
     for i, n in enumerate(names, 1):
-        a = getattr(skimage.data, n)(); fn = f"COCO_train2014_{i:012d}.jpg"
+        a = getattr(skimage.data, n)(); fn = f"{n}.jpg" if plain_names else f"COCO_train2014_{i:012d}.jpg"
         Image.fromarray(a).save(root / "train2014" / fn, quality=95)
         d["images"].append({"license": 3, "file_name": fn, "coco_url": "", "height": a.shape[0], "width": a.shape[1], "date_captured": "", "flickr_url": "", "id": i})
         for x1, y1, x2, y2 in boxes[n]:
@@ -116,7 +116,69 @@ def test_build_counts_broken_files_and_splits_disjoint(tmp_path):
     assert r["source_skipped"] == {"crowd": 1}
     assert not set(dd["train"]["source"]) & set(dd["validation"]["source"])
     assert r["rows"]["validation"] == 1 and sum(r["rows"].values()) == len(dd["train"]) + len(dd["validation"])
-    assert bool(r["shortfall"]) == bool(w)            # a shortfall is always said out loud
+    assert len(w) == 1 and ("ran out of images" in str(w[0].message)) == bool(r["shortfall"])   # a shortfall is always said out loud
+    assert "unreadable_image 2" in str(w[0].message)  # and so are the skips, in the same warning
+
+def test_misspelt_file_is_named_in_one_warning(tmp_path):
+    "A file_name that is not on disk: one warning names the file, its annotation entry, the similar name there and the count by reason."
+    ann, imgs = write_coco(tmp_path, plain_names=True, mutate=lambda d: d["images"][1].update(file_name="cofee.jpg"))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")             # n_train beyond what 4 images give: every image is tried
+        dd = build_proxy_dataset(CocoSource(ann, imgs), ProxyConfig(n_train=40, n_val=2, **SMALL), cache_dir=tmp_path / "cache", progress=False)
+    assert len(w) == 1
+    msg = str(w[0].message)
+    for said in ["ran out of images", "2 skipped: unreadable_image 1, crowd 1:", f"{imgs.resolve() / 'cofee.jpg'}: no such file",
+                 f"{ann}: images[1].file_name='cofee.jpg', relative to image_dir {imgs}", "a file with a similar name is there: 'coffee.jpg'",
+                 "correct its file_name", str(Path(dd.report["path"]) / "report.json")]:
+        assert said in msg, said
+    r = dd.report
+    assert r["skipped"] == {"unreadable_image": 1} and r["source_skipped"] == {"crowd": 1} and "cofee.jpg" in r["skip_examples"]["unreadable_image"]
+    assert r["skip_first"]["unreadable_image"] == [r["skip_examples"]["unreadable_image"]] and r["rows"]["train"] > 0
+
+def test_empty_split_is_refused_and_leaves_no_cache(tmp_path):
+    "No file found (image_dir one folder too high): a ValueError naming the splits, the source, the skips and what to change; nothing cached."
+    ann, imgs = write_coco(tmp_path, plain_names=True)
+    cache, cfg = tmp_path / "cache", ProxyConfig(n_train=3, n_val=1, **SMALL)
+    with pytest.raises(ValueError) as e: build_proxy_dataset(CocoSource(ann, tmp_path), cfg, cache_dir=cache, progress=False)
+    msg = str(e.value)
+    for said in ["the validation and train splits got 0 rows (rows: validation 0 of 1, train 0 of 3)", f"COCO annotations {ann} with image_dir {tmp_path}",
+                 "5 skipped: unreadable_image 4, crowd 1", f"{tmp_path.resolve() / 'coffee.jpg'}: no such file", "Cues still wanted",
+                 "lower n_train/n_val", f"Nothing was written to {cache}"]:
+        assert said in msg, said
+    assert not cache.exists()                        # the cache folder this call made is gone again
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # four images cannot fill every class quota: said, and not the point here
+        good = build_proxy_dataset(CocoSource(ann, imgs), cfg, cache_dir=cache, progress=False)
+    assert not good.report["cached"] and good.report["rows"]["validation"] == 1 and good.report["rows"]["train"] > 0
+    with pytest.raises(ValueError, match="0 rows"): build_proxy_dataset(CocoSource(ann, tmp_path), cfg, cache_dir=cache, progress=False)
+    assert [p.name for p in cache.iterdir()] == [Path(good.report["path"]).name]   # a refused build leaves the cache as it was
+
+def test_train_split_with_no_rows_is_refused(tmp_path):
+    "One image: validation takes it and train gets nothing, an error; a build asked for no train rows (n_train=0) is not refused."
+    with pytest.raises(ValueError, match=r"the train split got 0 rows \(rows: validation 1 of 1, train 0 of 2\)") as e:
+        build_proxy_dataset(SyntheticSource(1), ProxyConfig(n_train=2, n_val=1, **SMALL), cache_dir=tmp_path, progress=False)
+    assert "SyntheticSource" in str(e.value) and "Lower n_train/n_val, or change the cue settings" in str(e.value)   # no file to fix: the settings
+    assert list(tmp_path.iterdir()) == []
+    assert build_proxy_dataset(SyntheticSource(1), ProxyConfig(n_train=0, n_val=1, **SMALL), cache_dir=tmp_path, progress=False).report["rows"] == {"validation": 1, "train": 0}
+
+def test_what_the_settings_skip_is_not_warned_about_alone(tmp_path):
+    "Images whose boxes give no cue under the cue settings are counted in the report; with every quota met, no warning."
+    kw = dict(canvas=(112, 112), n_objects=5, sizes=(0.005, 0.15), shapes=("square", "triangle", "star", "cross", "ring"), textures=("solid",))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        dd = build_proxy_dataset(SyntheticSource(40, **kw), ProxyConfig(n_train=8, n_val=2, cue=replace(PRESETS["paper"], mix={"small": 1.0}), **SMALL),
+                                 cache_dir=tmp_path, progress=False)
+    assert dd.report["skipped"]["image_gave_no_cue"] > 0 and not dd.report["shortfall"] and not w
+
+def test_skip_summary_names_one_of_each_reason_first():
+    s = Skips()
+    for k in range(7): s("unreadable_image", f"img{k}.jpg: no such file")
+    s("image_without_boxes", "image id 3 has no usable annotation"); s("crowd", "annotations[0] is a crowd box")
+    text = skip_summary(s, n=4)
+    assert text.splitlines()[0] == "9 skipped: unreadable_image 7, image_without_boxes 1, crowd 1; the first 4:"
+    assert "img0.jpg" in text and "img1.jpg" in text and "img2.jpg" not in text and "image id 3" in text and "crowd box" in text
+    assert len(s.first["unreadable_image"]) == Skips.keep and s.examples == {"unreadable_image": "img0.jpg: no such file",
+        "image_without_boxes": "image id 3 has no usable annotation", "crowd": "annotations[0] is a crowd box"}
 
 def test_rows_follow_the_trl_contract(tmp_path):
     cfg = ProxyConfig(n_train=12, n_val=4, **SMALL)
@@ -176,7 +238,7 @@ def test_folder_source_in_random_mode(odd):
     assert r["skipped"] == {"unreadable_image": 3, "image_gave_no_cue": 1} and r["rows"]["validation"] == 1
     # 6 usable images for 6 cues: a class quota may stay open (the class mix is fixed per round of 32 images); if so, it is said
     assert sum(r["rows"].values()) + sum(sum(q.values()) for q in r["shortfall"].values()) == 6
-    assert bool(w) == bool(r["shortfall"])
+    assert len(w) == 1 and ("ran out of images" in str(w[0].message)) == bool(r["shortfall"]) and "unreadable_image 3" in str(w[0].message)
 
 def test_hf_source(tmp_path):
     from datasets import Dataset
