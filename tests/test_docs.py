@@ -140,3 +140,67 @@ def test_nbdev_processing_of_a_notebook():
     assert '!!! tip "Radius, not diameter"' in md and r'$A = \pi r^2$' in md
     assert 'measured on an H100' in md          # a `#| gpu` cell is not run (its import would fail): output as committed
     assert list(files) == ['demo_files/cell-8-output-1.png'] or len(files) == 1
+
+# ---------- API entries: docments tables, inherited docstrings, text that looks like HTML, definition order ----------
+def _convert(box: list, # xyxy box
+             resized: tuple[int, int] | None = None, # `(width, height)` the model sees; <think> is shown
+             tag: str = '<answer>', # inside `<answer>...</answer>`, or the whole text
+            ) -> int | None: # the result
+    "Convert <think> boxes: see `<run>` and root/<run>/metrics.json."
+
+class _Bench:
+    "A benchmark."
+    def score(self, x): raise NotImplementedError
+class _Plain:
+    def __init__(self, a): self.a = a
+
+def entry(sym): return docs._table_renderer()(sym)._repr_markdown_()
+
+def rows(h): return [re.findall(r'<t[dh]>(.*?)</t[dh]>', r, re.S) for r in re.findall(r'<tr>(.*?)</tr>', h, re.S)]
+
+def test_docment_table_escapes_pipes_in_type_hints():
+    md = entry(_convert)
+    assert '| resized | tuple[int, int] \\| None | None | `(width, height)` the model sees; &lt;think&gt; is shown |' in md
+    assert '| **Returns** | **int \\| None** |' in md and docs.check_tables('t.md', md) == []
+    r = {c[0]: c for c in rows(html(md))}
+    assert r['resized'] == ['resized', 'tuple[int, int] | None', 'None', '<code>(width, height)</code> the model sees; &lt;think&gt; is shown']
+    assert all(len(c) == 4 for c in r.values())
+
+def test_check_tables_flags_a_split_row():
+    bad = '| | **Type** | **Default** | **Details** |\n| -- | -- | -- | -- |\n| resized | tuple[int, int] | None | None | desc |'
+    assert len(docs.check_tables('boxes.md', bad)) == 1
+    assert docs.check_tables('boxes.md', bad.replace('] | None | None', '] \\| None | None')) == []
+    assert docs.check_tables('a.md', '| a | b |\n|--|--|\n| `x | y` | z |\n```\n| not | a | table |\n```') == []
+
+def test_no_inherited_builtin_docstrings():
+    assert 'Call self as a function' not in entry(_Bench.score) and '```python\ndef score(x)\n```' in entry(_Bench.score)
+    assert 'Initialize self' not in entry(_Plain) and '*A benchmark.*' in entry(_Bench)
+    assert docs.own_doc('Call self as a function.') == '' and docs.own_doc('Return self==value.') == ''
+    assert docs.own_doc('Score one answer.') == 'Score one answer.'
+
+def test_angle_brackets_show_literally():
+    md = entry(_convert)
+    assert '*Convert &lt;think&gt; boxes: see `<run>` and root/&lt;run&gt;/metrics.json.*' in md
+    assert '| tag | str | &lt;answer&gt; | inside `<answer>...</answer>`, or the whole text |' in md
+    h = html(md)
+    assert '<think>' not in h and '<answer>' not in h and '&lt;think&gt;' in h and '<code>&lt;answer&gt;...&lt;/answer&gt;</code>' in h
+    assert docs.md_escape('a <b> `<c>` <https://x.org>\n```\n<d>\n```') == 'a &lt;b&gt; `<c>` <https://x.org>\n```\n<d>\n```'
+    assert site('Think inside <think> </think>, <b>bold</b>, `<answer>`') == 'Think inside &lt;think&gt; &lt;/think&gt;, <b>bold</b>, `<answer>`'
+
+def test_check_page_flags_api_entry_defects():
+    def page(*entries): return '<article>' + ''.join(f'<div class="api-entry" markdown>{e}</div>' for e in entries) + '</article>'
+    def src(line): return f'<a class="api-source" href="https://github.com/x/y/blob/main/y/a.py#L{line}">source</a>'
+    good = page(src(10) + '<h3 id="a" class="api-name">a</h3><p><em>Do a &lt;think&gt;.</em></p>', src(20) + '<p><em>b</em></p>')
+    assert docs.check_page('p.html', good) == []
+    errs = docs.check_page('p.html', page(src(20) + '<p><em>Call self as a function.</em></p>', src(10) + '<p>a <think> b</p>'))
+    assert len(errs) == 3 and any('<think>' in e for e in errs) and any('Call self' in e for e in errs) and any('definition order' in e for e in errs)
+
+def test_api_entries_in_definition_order(tmp_path):
+    src = ('#| export\nclass A:\n    "A."\n    def m1(self): "m1."\n    def m2(self): "m2."\n\n'
+           'def f():\n    "f."\n\nclass B:\n    "B."\n    def n(self): "n."')
+    nb = {'nbformat': 4, 'nbformat_minor': 5, 'metadata': {'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}},
+          'cells': [{'cell_type': 'markdown', 'id': 'c0', 'metadata': {}, 'source': '# Order\n\n> API entries in definition order.'},
+                    {'cell_type': 'code', 'id': 'c1', 'metadata': {}, 'source': src, 'outputs': [], 'execution_count': None}]}
+    p = tmp_path/'order.ipynb'; p.write_text(__import__('json').dumps(nb))
+    md = docs.render(docs.process_all([p], workers=1)[p], docs.Ctx('order.md', {}, URL, 'site'), {})
+    assert re.findall(r'^### (\S+) \{ \.api-name \}', md, re.M) == ['A', 'A.m1', 'A.m2', 'f', 'B', 'B.n']

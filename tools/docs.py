@@ -3,15 +3,18 @@
     python tools/docs.py build           # docs/ and README.md (what `make docs` runs)
     python tools/docs.py check           # strict rebuild into build/, then: equal to the committed files,
                                          # every notebook has a page, every exported symbol an API entry,
-                                         # no broken link or anchor, nothing fetched from the internet
+                                         # no broken link or anchor, nothing fetched from the internet; API entries
+                                         # in definition order, without inherited builtin docstrings, with no text
+                                         # (`<think>`) lost as an HTML tag and no table row split by a `|`
 
 nbdev renders docs with Quarto, which cannot be installed on our machines. This script keeps nbdev's semantics and
 swaps only the renderer:
 1. nbdev's own docs processors (`nbdev.processors.FilterDefaults`: frontmatter, hidden cells removed, `show_doc`
    entries added after export cells, backticked names linked) run in-process on each notebook, as `nbdev_docs` runs
    them before calling Quarto. Committed outputs are kept (nbdev re-executes import cells; we put back what the
-   notebook shows; and, unlike nbdev, never runs cells flagged `#| gpu`, `#| slow`...); `show_doc` renders nbdev 2.3's API entry (signature, docstring, docments table); and public
-   methods of exported classes get an entry of their own, so that every symbol in `_modidx.py` has one.
+   notebook shows; and, unlike nbdev, never runs cells flagged `#| gpu`, `#| slow`...); `show_doc` renders nbdev 2.3's API entry (signature, docstring, docments table, with `|` and `<...>` escaped,
+   no docstring inherited from builtins); public methods of exported classes get an entry of their own, so that every
+   symbol in `_modidx.py` has one; and entries come in definition order (nbdev inserts those of one cell in reverse).
 2. Each processed notebook becomes one markdown page. Processed notebooks carry Quarto markdown (callouts, fenced
    divs, `{...}` attributes, `#| echo/output/include/code-fold` options, links to `.ipynb` and to the published
    site). No library translates that dialect, so `translate` below does it by hand, for two targets: Python-Markdown
@@ -20,13 +23,19 @@ swaps only the renderer:
    (`00_boxes.ipynb` -> `boxes.html`, so nbdev's symbol links `boxes.html#iou` hold), MathJax served from the site
    itself, no web fonts. `index.ipynb` also becomes `README.md`, its figures referenced from `docs/`.
 """
-import hashlib, html.parser, io, json, logging, os, re, shutil, sys
+import functools, hashlib, html.parser, io, json, logging, os, re, shutil, sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT/'build'
+HTML_TAGS = set('''a abbr address area article aside audio b base bdi bdo blockquote body br button canvas caption cite code col
+    colgroup data datalist dd del details dfn dialog div dl dt em embed fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6
+    head header hgroup hr html i iframe img input ins kbd label legend li link main map mark math menu meta meter nav noscript
+    object ol optgroup option output p param picture pre progress q rp rt ruby s samp script search section select slot small
+    source span strong style sub summary sup svg table tbody td template textarea tfoot th thead time title tr track u ul var
+    video wbr center font'''.split())           # HTML elements: any other `<tag>` in markdown is text (`<think>`), shown as such
 ADMONITION = {'note': 'note', 'tip': 'tip', 'important': 'info', 'warning': 'warning', 'caution': 'danger'}
 
 def cfg():
@@ -61,12 +70,66 @@ def _pkg_obj(o):
             except Exception: return o
     return o
 
+_CODE = re.compile(r'(`+)(?:.+?)\1|<https?://[^\s<>]+>')        # code spans and autolinks: markdown shows them as they are
+
+def md_escape(text, cell=False):
+    "Text that markdown shows literally: `<`, `>` as entities (not HTML tags), and, in a table `cell`, `|` escaped and no line breaks."
+    if cell: text = ' '.join(str(text).splitlines())
+    out, fence = [], None
+    for line in str(text).split('\n'):
+        f = re.match(r'^\s*(`{3,}|~{3,})', line)
+        if fence or f:
+            out.append(line)
+            if f: fence = None if fence and f.group(1).startswith(fence) else fence or f.group(1)
+            continue
+        parts, last = [], 0
+        for m in _CODE.finditer(line):
+            parts += [_esc_plain(line[last:m.start()], cell), m.group(0)]; last = m.end()
+        out.append(''.join(parts) + _esc_plain(line[last:], cell))
+    return '\n'.join(out)
+
+def _esc_plain(s, cell):
+    s = s.replace('<', '&lt;').replace('>', '&gt;')
+    return re.sub(r'(?<!\\)\|', r'\\|', s) if cell else s
+
+@functools.lru_cache(None)
+def builtin_docs():
+    "First lines of the docstrings Python's builtins carry (`Call self as a function.`...): inherited, they say nothing."
+    import builtins, inspect, types
+    ts = {t for t in vars(builtins).values() if isinstance(t, type)} | {t for t in vars(types).values() if isinstance(t, type)}
+    ts |= {type(object().__init__), type(object.__init__), type(object().__str__), type(len)}
+    docs = set()
+    for t in ts:
+        for o in [t] + [getattr(t, a, None) for a in dir(t)]:
+            d = getattr(o, '__doc__', None)
+            if isinstance(d, str) and d.strip(): docs.add(inspect.cleandoc(d).splitlines()[0].strip())
+    return docs
+
+def own_doc(doc, builtin=None):
+    "The docstring, unless it is builtin text that the object only inherited (or got from its `__call__`/`__init__`)."
+    doc = doc or ''
+    if not doc.strip(): return ''
+    first = doc.strip().splitlines()[0].strip()
+    return '' if first in (builtin_docs() if builtin is None else builtin) else doc
+
+def docment_table(tbl):
+    "fastcore's docments table, its cells escaped: a `|` in `int | None` or a `<think>` in a default no longer breaks the row."
+    from fastcore.docments import _bold, _maybe_nm
+    def row(cells): return '| ' + ' | '.join(md_escape(_maybe_nm(c), cell=True) for c in cells) + ' |'
+    hdr = tbl._hdr_list
+    rows = [row(hdr), row(['-' * len(l) for l in hdr])] + [row(r) for r in tbl._row_list]
+    if tbl.has_return: rows.append(row(['**Returns**'] + [_bold(_maybe_nm(tbl.dm['return'][c])) for c in tbl._columns]))
+    return '\n'.join(rows)
+
 def _table_renderer():
     "nbdev 2.3's API entry (signature, docstring, docments table) in place of 2.4's commented signature."
     import inspect
     from fastcore.docments import DocmentTbl, DocmentText, _maybe_nm
     from nbdev.showdoc import BasicMarkdownRenderer
     class Renderer(BasicMarkdownRenderer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.docs = md_escape(own_doc(self.docs))        # no inherited builtin text; `<think>` shown, not parsed as HTML
         def _repr_markdown_(self):
             try:
                 o, dt = self.sym, DocmentText(self.sym, docstring=False)
@@ -80,18 +143,19 @@ def _table_renderer():
                 md = super()._repr_markdown_().split('```python')[0] + f'```python\n{sig}\n```\n\n'
                 if self.docs: md += f'*{self.docs.splitlines()[0]}*' + ''.join('\n' + l for l in self.docs.splitlines()[1:]) + '\n\n'
                 tbl = DocmentTbl(_pkg_obj(o) if kind == 'class' else o)
-                return md + (str(tbl) if tbl.has_docment else '')
+                return md + (docment_table(tbl) if tbl.has_docment else '')
             except Exception: return super()._repr_markdown_()
     return Renderer
 
 class MethodDocs:
-    "Processor: a `show_doc` entry for each public method of an exported class that has none, after the class's."
+    """Processor: a `show_doc` entry for each public method of an exported class that has none, after the class's; and the
+    entries after each export cell in definition order (nbdev's `add_show_docs` inserts them in reverse)."""
     def __init__(self, nb): self.nb = nb
     def __call__(self, cell): pass
     def begin(self):
         import ast
         from execnb.nbio import mk_cell
-        from nbdev.processors import _show_docs, _get_nm
+        from nbdev.processors import _show_docs, _get_nm, showdoc_nm
         cells = self.nb.cells
         shown = {_get_nm(t) for c in cells if c.cell_type == 'code' for t in _show_docs(c.parsed_() or [])}
         for i in reversed(range(len(cells))):
@@ -99,11 +163,17 @@ class MethodDocs:
             if c.cell_type != 'code' or not {'export', 'exports'} & set(c.directives_) or 'hide' in c.directives_: continue
             j = i + 1
             while j < len(cells) and getattr(cells[j], 'has_sd', False): j += 1
-            for cls in [t for t in (c.parsed_() or []) if isinstance(t, ast.ClassDef) and t.name[0] != '_'][::-1]:
-                for m in [t for t in cls.body if isinstance(t, (ast.FunctionDef, ast.AsyncFunctionDef))][::-1]:
-                    if m.name[0] == '_' or f'{cls.name}.{m.name}' in shown: continue
-                    new = mk_cell(f'show_doc({cls.name}.{m.name})'); new.has_sd = True
-                    cells.insert(j, new)
+            added = {_get_nm(t): d for d in cells[i + 1:j] for t in _show_docs(d.parsed_() or [])}
+            ordered = []
+            for t in c.parsed_() or []:
+                if isinstance(t, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and showdoc_nm(t) in added:
+                    ordered.append(added.pop(showdoc_nm(t)))
+                if not isinstance(t, ast.ClassDef) or t.name[0] == '_': continue
+                for m in [m for m in t.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+                    if m.name[0] == '_' or f'{t.name}.{m.name}' in shown: continue
+                    new = mk_cell(f'show_doc({t.name}.{m.name})'); new.has_sd = True
+                    ordered.append(new)
+            cells[i + 1:j] = ordered + [d for d in cells[i + 1:j] if any(d is v for v in added.values())]   # others: as they were
 
 def _mixed_imports(cell) -> bool:
     "An unexported cell with top-level imports *and* other code: nbdev would run it out of context (its FAQ warns); we don't."
@@ -180,6 +250,8 @@ def _inline(line, ctx):
     "Links, spans, images and their attributes on one line (outside code)."
     codes = []
     line = re.sub(r'(`+)(.+?)\1', lambda m: codes.append(m.group(0)) or f'\x00{len(codes)-1}\x00', line)
+    line = re.sub(r'</?([A-Za-z][\w-]*)(?=[\s/>])[^<>]*>',                   # `<answer>` in prose: not an HTML element
+                  lambda m: m.group(0) if m.group(1).lower() in HTML_TAGS else md_escape(m.group(0)), line)
     line = re.sub(r'(!?\[[^\]]*\])\(([^)\s]+)((?:\s+"[^"]*")?)\)(\{[^{}\n]*\})?',
                   lambda m: f'{m.group(1)}({ctx.link(m.group(2))}{m.group(3)})', line)
     line = re.sub(r'(?<![!\]\\])\[([^\]]+)\]\{[^{}\n]*\}', r'\1', line)          # [text]{.class} spans
@@ -437,17 +509,68 @@ def mkdocs_config(c, src, site, nav):
 
 # ---------- checks ----------
 class _Html(html.parser.HTMLParser):
+    "A built page: ids, links, API entries (anchors, source links, emphasised docstrings) and text-like tags in the article."
     def __init__(self):
         super().__init__(); self.ids, self.refs, self.api, self.nav = set(), [], set(), []
+        self.divs, self.sources, self.docs, self.unknown, self._em, self._article, self._svg = [], [], [], [], None, 0, 0
     def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == 'a' and 'md-nav__link' in (a.get('class') or '') and (a.get('href') or '').endswith('.html'):
+        a = dict(attrs); cls = (a.get('class') or '').split()
+        if tag == 'a' and 'md-nav__link' in cls and (a.get('href') or '').endswith('.html'):
             self.nav.append(a['href'])
         for k in ('id', 'name') if tag == 'a' else ('id',):
             if a.get(k): self.ids.add(a[k])
-        if a.get('id') and 'api-name' in (a.get('class') or '').split(): self.api.add(a['id'])
+        if a.get('id') and 'api-name' in cls: self.api.add(a['id'])
         for k in ('href', 'src'):
             if a.get(k) is not None: self.refs.append((tag, a.get('rel') or '', a[k]))
+        if tag == 'div': self.divs.append('api-entry' in cls)
+        in_api = any(self.divs)
+        if in_api and tag == 'a' and 'api-source' in cls: self.sources.append(a.get('href') or '')
+        if in_api and tag == 'em' and self._em is None: self._em = []
+        if tag == 'article': self._article += 1
+        elif tag == 'svg': self._svg += 1
+        elif self._article and not self._svg and tag not in HTML_TAGS: self.unknown.append(tag)
+    def handle_endtag(self, tag):
+        if tag == 'div' and self.divs: self.divs.pop()
+        if tag == 'em' and self._em is not None: self.docs.append(''.join(self._em).strip()); self._em = None
+        if tag == 'article': self._article -= 1
+        if tag == 'svg': self._svg -= 1
+    def handle_data(self, data):
+        if self._em is not None: self._em.append(data)
+
+def check_page(name, text):
+    """One built page's API entries: no inherited builtin docstring (`Call self as a function.`), no `<think>` in the text
+    parsed as an HTML tag (hence invisible), entries in definition order (their source links' line numbers ascend per file)."""
+    p = text if isinstance(text, _Html) else _Html()
+    if not isinstance(text, _Html): p.feed(text)
+    errs = [f'{name}: <{t}> is parsed as an HTML tag, so it does not show: escape it' for t in dict.fromkeys(p.unknown)]
+    errs += [f'{name}: an API entry shows inherited builtin text as its docstring: "{d}"' for d in p.docs if d in builtin_docs()]
+    last = {}
+    for ref in p.sources:
+        f, _, line = ref.partition('#L')
+        if not line.isdigit(): continue
+        if int(line) < last.get(f, (0, ''))[0]:
+            errs.append(f'{name}: API entry {ref} comes after {last[f][1]}: not in definition order'); break
+        last[f] = (int(line), ref)
+    return errs
+
+def _cells(row):
+    "Cells of a markdown table row as Python-Markdown splits it: at `|`, except escaped `\\|` and `|` inside code spans."
+    row = re.sub(r'(`+)(.+?)\1', lambda m: 'x' * len(m.group(0)), row.strip())
+    return re.split(r'(?<!\\)\|', re.sub(r'^\||(?<!\\)\|$', '', row))
+
+def check_tables(name, md):
+    "Every row of every table in a markdown page has as many cells as the header: `int | None` unescaped splits a row."
+    errs, header, fence = [], None, None
+    for i, l in enumerate(md.splitlines(), 1):
+        f = re.match(r'^\s*(`{3,}|~{3,})', l)
+        if fence or f:
+            if f: fence = None if fence and f.group(1).startswith(fence) else fence or f.group(1)
+            header = None; continue
+        if not l.lstrip().startswith('|'): header = None; continue
+        if header is None: header = len(_cells(l)); continue
+        if len(_cells(l)) != header:
+            errs.append(f'{name}:{i}: table row has {len(_cells(l))} cells, its header {header} (a `|` not escaped?): {l.strip()[:80]}')
+    return errs
 
 def check_site(site, c):
     "Every notebook has a page in the nav, every public exported symbol an API entry, no link or anchor broken."
@@ -489,6 +612,7 @@ def check_site(site, c):
             if not (site/target).is_file(): errs.append(f'{name}: broken link {ref}')
             elif u.fragment and target.endswith('.html') and u.fragment not in parsed[target].ids:
                 errs.append(f'{name}: broken anchor {ref}')
+    for name, p in parsed.items(): errs += check_page(name, p)
     for css in site.rglob('*.css'):
         if re.search(r'url\(\s*["\']?(https?:)?//', css.read_text(encoding='utf-8')): errs.append(f'{css}: fetches from the internet')
     return errs
@@ -526,6 +650,7 @@ def main(cmd='build'):
     out = BUILD/'docs-check'; shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
     errs = build(out/'site', out/'README.md')
     errs += check_site(out/'site', c) + check_readme((out/'README.md').read_text(), ROOT)
+    errs += [e for f in sorted((BUILD/'docs-src').rglob('*.md')) for e in check_tables(f.relative_to(BUILD/'docs-src').as_posix(), f.read_text())]
     stale = _diff(out/'site', c.doc_path)
     if (out/'README.md').read_text() != ((ROOT/'README.md').read_text() if (ROOT/'README.md').exists() else ''): stale.append('README.md')
     errs += [f'out of date: {f} (run `make docs` and commit docs/ and README.md)' for f in stale[:20]]
