@@ -128,12 +128,13 @@ def test_check_readme_flags_leftovers(tmp_path):
     assert any('without a language' in e for e in errs) and any('missing file missing.png' in e for e in errs)
 
 def test_nbdev_processing_of_a_notebook():
-    "nbdev's processors on a notebook: hidden cells gone, export -> API entry with docments, outputs as committed."
+    "nbdev's processors on a notebook: hidden cells gone, export -> folded code + API entry with docments, outputs as committed."
     nb = docs.process_all([ROOT/'tests'/'fixtures'/'docs_demo.ipynb'], workers=1)[ROOT/'tests'/'fixtures'/'docs_demo.ipynb']
     assert nb['frontmatter']['title'] == 'Demo notebook'
     files = {}
     md = docs.render(nb, docs.Ctx('demo.md', {}, URL, 'site'), files)
-    assert 'hidden cell' not in md and 'import math' not in md and 'nothing at all' not in md
+    assert 'hidden cell' not in md and 'nothing at all' not in md
+    assert '??? source "Exported source"\n\n    ```python\n    import math\n    ```' in md     # `#| export` code: shown, folded
     assert '### circle_area { .api-name }' in md and 'def circle_area(r:float) -> float' in md
     assert '| r | float | radius, in pixels |' in md and '*Area of a circle.*' in md
     assert 'committed output' in md and 'only the output' in md and "print('only the output')" not in md
@@ -204,3 +205,53 @@ def test_api_entries_in_definition_order(tmp_path):
     p = tmp_path/'order.ipynb'; p.write_text(__import__('json').dumps(nb))
     md = docs.render(docs.process_all([p], workers=1)[p], docs.Ctx('order.md', {}, URL, 'site'), {})
     assert re.findall(r'^### (\S+) \{ \.api-name \}', md, re.M) == ['A', 'A.m1', 'A.m2', 'f', 'B', 'B.n']
+
+# ---------- exported code on the page, cells the build does not run ----------
+def _nb(tmp_path, *cells):
+    nb = {'nbformat': 4, 'nbformat_minor': 5, 'metadata': {'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}},
+          'cells': [{'cell_type': 'markdown', 'id': 'c0', 'metadata': {}, 'source': '# Shown\n\n> Exported code on the page.'}] +
+                   [dict(c, id=f'c{i + 1}', metadata={}, **({'outputs': c.get('outputs', []), 'execution_count': None} if c['cell_type'] == 'code' else {}))
+                    for i, c in enumerate(cells)]}
+    p = tmp_path/'shown.ipynb'; p.write_text(__import__('json').dumps(nb))
+    return p
+
+def test_exported_code_is_shown_folded_before_its_api_entries(tmp_path):
+    p = _nb(tmp_path, {'cell_type': 'code', 'source': '#| export\nLIMIT = 42\n\ndef g(x):\n    "G."\n    return x * LIMIT'},
+            {'cell_type': 'code', 'source': '#| export\n#| hide\nSECRET = 1'})
+    md = docs.render(docs.process_all([p], workers=1)[p], docs.Ctx('shown.md', {}, URL, 'site'), {})
+    assert '??? source "Exported source"\n\n    ```python\n    LIMIT = 42\n' in md and '    return x * LIMIT' in md
+    assert md.index('return x * LIMIT') < md.index('### g { .api-name }') and 'SECRET' not in md
+    assert '<details class="source">' in html(md) and '#|' not in md
+
+def test_cells_not_run_are_marked():
+    nb = {'frontmatter': {'title': 'T'}, 'cells': [
+        cell('Load the 7B model.', kind='markdown'),
+        dict(cell('load_model("7B")', [{'output_type': 'stream', 'name': 'stdout', 'text': 'ok\n'}]), skipped=['gpu']),
+        dict(cell('train()'), skipped=['slow']),
+        cell('On a GPU (flagged `#| gpu`):', kind='markdown'),
+        dict(cell('evaluate()'), skipped=['gpu']),
+        cell('fast()')]}
+    md = docs.render(nb, docs.Ctx('t.md', {}, URL, 'site'), {})
+    assert '*Not run when this page was built (needs a GPU); the output below is the one committed.*\n{: .cell-skipped }' in md
+    assert '*Not run when this page was built (long run).*' in md and md.count('Not run when') == 2   # the page says so already
+    assert md.index('load_model') < md.index('needs a GPU') < md.index('```{ .text .output }\nok')
+    assert 'class="cell-skipped"' in html(md)
+    assert '{:' not in docs.render(nb, docs.Ctx('t.md', {}, URL, 'gfm'), {})
+
+def test_skipped_cells_are_flagged_by_processing():
+    nb = docs.process_all([ROOT/'tests'/'fixtures'/'docs_demo.ipynb'], workers=1)[ROOT/'tests'/'fixtures'/'docs_demo.ipynb']
+    assert [c.get('skipped') for c in nb['cells'] if c.get('skipped')] == [['gpu']]
+
+BUILT = ROOT/'docs'
+@pytest.mark.skipif(not (BUILT/'boxes.html').exists(), reason='docs/ not built')
+def test_built_pages_show_exported_code():
+    import html as h
+    def text(page): return h.unescape(re.sub(r'<[^>]+>', '', (BUILT/page).read_text()))
+    boxes = text('boxes.html')
+    import inspect, importlib
+    src = inspect.getsource(importlib.import_module('locus.boxes').iou)
+    body = [l.strip() for l in src[src.index('"'):].splitlines() if l.strip()]          # docstring and body of `iou`
+    assert body and all(l in boxes for l in body)
+    assert 'LOCUS_GRPO_DEFAULTS: dict[str, Any] = dict(' in text('train.html') and 'PRESETS' in text('cues.html')
+    assert 'Not run when this page was built' in text('eval.html')
+    assert 'md-grid' in (BUILT/'assets'/'locus.css').read_text() and 'data-md-component="source"' not in (BUILT/'boxes.html').read_text()

@@ -36,6 +36,8 @@ HTML_TAGS = set('''a abbr address area article aside audio b base bdi bdo blockq
     object ol optgroup option output p param picture pre progress q rp rt ruby s samp script search section select slot small
     source span strong style sub summary sup svg table tbody td template textarea tfoot th thead time title tr track u ul var
     video wbr center font'''.split())           # HTML elements: any other `<tag>` in markdown is text (`<think>`), shown as such
+EXPORTED = 'Exported source'            # the summary of an `#| export` cell's folded code on its page
+SKIPPED = {'gpu': 'needs a GPU', 'slow': 'long run', 'notest': 'not run in tests'}   # tst_flags: cells the build never runs
 ADMONITION = {'note': 'note', 'tip': 'tip', 'important': 'info', 'warning': 'warning', 'caution': 'danger'}
 
 def cfg():
@@ -203,11 +205,19 @@ def process(path):
     kept = [(c, c.get('outputs')) for c in nb.cells if c.cell_type == 'code']
     procs = list(FilterDefaults().procs())
     procs.insert(procs.index(add_show_docs) + 1, MethodDocs)
+    rm_export = next(f for f in procs if getattr(f, '__name__', '') == 'rm_export')
+    def rm_export_keep_source(cell):    # nbdev's `rm_export`, except that an `#| export` cell's code stays, folded
+        if cell.cell_type == 'code' and 'export' in cell.directives_ and 'hide' not in cell.directives_ and cell.source:
+            cell['source'] = f'#| code-fold: true\n#| code-summary: "{EXPORTED}"\n' + cell.source
+        else: rm_export(cell)
+    procs[procs.index(rm_export)] = rm_export_keep_source
     from nbdev.process import NBProcessor
     try: NBProcessor(nb=nb, procs=procs).process()
     except Exception as e: raise RuntimeError(f'{path}: {e}') from e
     for c, outputs in kept:                          # show_doc cells keep their fresh output; the rest as committed
         if not re.match(r'show_doc\(', _split(c.get('source'))[1]): c['outputs'] = outputs
+        skipped = [f for f in SKIPPED if f in flags & set(getattr(c, 'directives_', None) or {})]
+        if skipped: c['skipped'] = skipped           # not run here: the page says so
     return json.loads(json.dumps({'cells': nb.cells, 'frontmatter': getattr(nb, 'frontmatter_', {}), 'warnings': warns}, default=str))
 
 def process_all(paths, workers=2):
@@ -369,6 +379,7 @@ def render(nb, ctx, files):
     title = fm.get('title') or stem
     parts.append(f'# {title}' if ctx.flavor == 'gfm' else f'---\ntitle: {json.dumps(title)}\n---\n\n# {title} {{ #_title }}')    # no slug starts with "_"
     if fm.get('description'): parts.append(f"> {fm['description']}")
+    prev_md = ''
     for i, c in enumerate(nb['cells']):
         src = _text(c, 'source')
         if c['cell_type'] == 'markdown':
@@ -377,7 +388,7 @@ def render(nb, ctx, files):
                 for mime, b64 in data.items():
                     f = f"{stem}_files/cell-{i}-{name}"; files[f] = base64.b64decode(b64)
                     src = src.replace(f'attachment:{name}', _img_path(f, ctx))
-            parts.append(translate(src, ctx))
+            parts.append(translate(src, ctx)); prev_md = src
         if c['cell_type'] != 'code': continue
         opts, code = _split(src)
         if opts.get('include') == 'false': continue
@@ -389,10 +400,22 @@ def render(nb, ctx, files):
                 mark = '???+' if opts['code-fold'] == 'show' else '???'
                 block = f'{mark} source "{opts.get("code-summary", "Code")}"\n\n' + re.sub('(?m)^', '    ', block)
             parts.append(block)
+        if c.get('skipped') and code and opts.get('echo') != 'false' and not _says_skipped(prev_md, c['skipped']):
+            note = f"*{skipped_note(c['skipped'], bool(c.get('outputs')))}*"
+            parts.append(note + ('\n{: .cell-skipped }' if ctx.flavor == 'site' else ''))
         if opts.get('output') == 'false': continue
         for j, o in enumerate(c.get('outputs') or []):
             parts.append(_output(o, opts, ctx, files, f'{stem}_files/cell-{i}-output-{j + 1}', is_doc))
     return '\n\n'.join(p for p in parts if p and p.strip()) + '\n'
+
+def skipped_note(flags, has_output=False):
+    "The line under a `#| gpu`/`#| slow` cell's code: the docs build did not run it."
+    return (f"Not run when this page was built ({', '.join(SKIPPED[f] for f in flags)})"
+            + ('; the output below is the one committed.' if has_output else '.'))
+
+def _says_skipped(md, flags):
+    "Does the markdown just before the cell already say it is flagged (`#| gpu`, \"flagged slow\")?"
+    return all(re.search(rf'#\|\s*{f}\b|flagged\s+`?{f}\b', md, re.I) for f in flags)
 
 def _img_path(f, ctx):
     "Figures live next to the page in the site; README.md refers to them inside docs/."
@@ -465,7 +488,7 @@ def build(site, readme):
             readme.write_text(render(processed[p], Ctx(page, pages, doc_url, 'gfm', doc_dir=c.doc_path.name), {}))
     for f, b in files.items(): (src/f).parent.mkdir(parents=True, exist_ok=True); (src/f).write_bytes(b)
     assets = Path(__file__).parent/'docs_assets'
-    shutil.copytree(assets, src/'assets')
+    shutil.copytree(assets, src/'assets', ignore=shutil.ignore_patterns('overrides'))    # overrides: theme templates
     mj = Path(__import__('mathjax').__file__).parent/'static'/'mathjax'
     (src/'assets'/'mathjax').mkdir(); shutil.copy(mj/'es5'/'tex-svg-full.js', src/'assets'/'mathjax')
     if (mj/'LICENSE').exists(): shutil.copy(mj/'LICENSE', src/'assets'/'mathjax')
@@ -495,7 +518,9 @@ def mkdocs_config(c, src, site, nav):
         config_file=io.StringIO('{}'), site_name=c.title, site_description=c.description,
         site_url=c.doc_host.rstrip('/') + '/' + c.doc_baseurl.strip('/') + '/', copyright='© ' + c.copyright,
         docs_dir=str(src), site_dir=str(site), use_directory_urls=False, strict=True, nav=nav,
-        theme={'name': 'material', 'font': False, 'language': 'en',
+        repo_url=c.git_url, repo_name=re.sub(r'^https?://[^/]+/|\.git$|/$', '', c.git_url), edit_uri='',
+        theme={'name': 'material', 'font': False, 'language': 'en', 'icon': {'repo': 'fontawesome/brands/github'},
+               'custom_dir': str(Path(__file__).parent/'docs_assets'/'overrides'),   # the header's repository link: no API calls
                'features': ['navigation.top', 'navigation.sections', 'search.highlight', 'content.code.copy', 'toc.follow'],
                'palette': {'primary': 'indigo', 'accent': 'indigo'}},
         plugins=['search'], extra={'generator': False, 'social': [{'icon': 'fontawesome/brands/github', 'link': c.git_url}]},
@@ -511,7 +536,7 @@ def mkdocs_config(c, src, site, nav):
 class _Html(html.parser.HTMLParser):
     "A built page: ids, links, API entries (anchors, source links, emphasised docstrings) and text-like tags in the article."
     def __init__(self):
-        super().__init__(); self.ids, self.refs, self.api, self.nav = set(), [], set(), []
+        super().__init__(); self.ids, self.refs, self.api, self.nav, self.text = set(), [], set(), [], []
         self.divs, self.sources, self.docs, self.unknown, self._em, self._article, self._svg = [], [], [], [], None, 0, 0
     def handle_starttag(self, tag, attrs):
         a = dict(attrs); cls = (a.get('class') or '').split()
@@ -536,6 +561,7 @@ class _Html(html.parser.HTMLParser):
         if tag == 'svg': self._svg -= 1
     def handle_data(self, data):
         if self._em is not None: self._em.append(data)
+        if self._article: self.text.append(data)
 
 def check_page(name, text):
     """One built page's API entries: no inherited builtin docstring (`Call self as a function.`), no `<think>` in the text
@@ -551,6 +577,37 @@ def check_page(name, text):
         if int(line) < last.get(f, (0, ''))[0]:
             errs.append(f'{name}: API entry {ref} comes after {last[f][1]}: not in definition order'); break
         last[f] = (int(line), ref)
+    return errs
+
+def _directives(src):
+    "The `#| ...` directives a cell starts with, by name."
+    out = {}
+    for l in src.splitlines():
+        m = re.match(r'^\s*#\|\s*([\w-]+)', l)
+        if not m: break
+        out[m.group(1)] = l
+    return out
+
+def check_cells(name, nb, text, c):
+    """A built page against its notebook: the code of each `#| export` cell is on it (folded), and each cell the build does not
+    run (`#| gpu`, `#| slow`) is marked as such."""
+    from execnb.nbio import read_nb
+    errs, flags = [], set(c.get('tst_flags', '').split()) & set(SKIPPED)
+    for cell in read_nb(nb).cells:
+        d = _directives(cell.source) if cell.cell_type == 'code' else {}
+        if 'export' not in d or 'hide' in d: continue
+        code = [l.strip() for l in cell.source.splitlines() if l.strip() and not re.match(r'^\s*#\|', l)]
+        missing = [l for l in code if l not in text]
+        if missing: errs.append(f'{name}: the code of an `#| export` cell is not on the page: {missing[0][:80]}')
+    want, prev = 0, ''
+    for cell in read_nb(nb).cells:
+        if cell.cell_type == 'markdown': prev = cell.source; continue
+        d = _directives(cell.source) if cell.cell_type == 'code' else {}
+        f = [k for k in SKIPPED if k in flags & set(d)]
+        if f and not re.search(r'echo:\s*false|include:\s*false', ' '.join(d.values())) and not _says_skipped(prev, f): want += 1
+    if text.count('Not run when this page was built') < want:
+        errs.append(f'{name}: {want} cell(s) flagged {"/".join(sorted(flags))} that the build does not run, '
+                    f'{text.count("Not run when this page was built")} marked as not run')
     return errs
 
 def _cells(row):
@@ -613,6 +670,9 @@ def check_site(site, c):
             elif u.fragment and target.endswith('.html') and u.fragment not in parsed[target].ids:
                 errs.append(f'{name}: broken anchor {ref}')
     for name, p in parsed.items(): errs += check_page(name, p)
+    for nb in notebooks(nbs):
+        page = Path(page_of(nb.relative_to(nbs))).with_suffix('.html').as_posix()
+        if page in parsed: errs += check_cells(page, nb, ''.join(parsed[page].text), c)
     for css in site.rglob('*.css'):
         if re.search(r'url\(\s*["\']?(https?:)?//', css.read_text(encoding='utf-8')): errs.append(f'{css}: fetches from the internet')
     return errs
