@@ -15,6 +15,8 @@ $(BIN)/.locus-installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# lmms-eval's own scoring code, the reference of tests/test_lmms_parity.py: without its model zoo (--no-deps)
+	$(BIN)/python -m pip install -q --no-deps lmms-eval==0.7.3
 	touch $@
 
 setup: $(BIN)/.locus-installed

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_eval.ipynb #9e668a6a
 from __future__ import annotations
-import base64, functools, io, json, math, os, re, sys, time
+import base64, functools, hashlib, io, json, math, os, re, sys, time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,18 +15,21 @@ from PIL import Image
 
 from fastcore.script import anno_parser, call_parse
 
+from .answers import (accuracy, box_metrics, center_in, cycle_mean, extract_box, extract_letter, extract_yes_no,
+                           lmms_box, lmms_hrbench_choice, lmms_iou, lmms_mme_letter, lmms_vstar_letter, pope_metrics,
+                           strip_reasoning)
 from .boxes import convert_box, iou, model_frame, pixel_budget, resized_size, xywh_to_xyxy
 from .cues import to_rgb
 from .data import MAX_IMAGE_PIXELS
-from .reward import answer_span, completion_text, parse_box
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'MODES', 'Item', 'item_messages', 'load_image', 'answer_text', 'extract_letter', 'extract_yes_no',
-           'load_rows', 'Ctx', 'Benchmark', 'accuracy', 'MultipleChoice', 'vstar_prompt', 'VStar', 'cycle_mean',
-           'HRBench', 'MMERealWorld', 'pope_metrics', 'POPE', 'box_metrics', 'to_norm1', 'RefCOCO', 'ProxyVal',
-           'get_benchmark', 'write_fixture', 'generate', 'RunLog', 'direct_predict', 'get_mode', 'model_ctx',
-           'evaluate', 'bench_summary', 'write_metrics', 'flat_metrics', 'metrics_table', 'flips', 'compare_runs',
-           'cli_command', 'eval_cli', 'compare_cli']
+__all__ = ['PROTOCOLS', 'LMMS_PIXELS', 'LMMS_NEW_TOKENS', 'ANSWER_NEW_TOKENS', 'THINKING_NEW_TOKENS', 'BENCHMARKS', 'OWN_FIELDS',
+           'MODES', 'PLUGIN_MODES', 'Item', 'item_messages', 'load_image', 'load_rows', 'Ctx', 'Benchmark',
+           'MultipleChoice', 'vstar_prompt', 'VStar', 'HRBench', 'MMERealWorld', 'POPE', 'to_norm1', 'RefCOCO',
+           'ProxyVal', 'get_benchmark', 'OwnBenchmark', 'parse_options', 'write_fixture', 'generate', 'RunLog',
+           'direct_predict', 'get_mode', 'model_ctx', 'RunMismatch', 'check_settings', 'has_locus_config', 'evaluate',
+           'bench_summary', 'run_benchmark', 'write_metrics', 'flat_metrics', 'metrics_table', 'flips', 'compare_runs',
+           'cli_command', 'eval_benchmarks', 'eval_cli', 'compare_cli']
 
 # %% ../nbs/06_eval.ipynb #e7451b04
 @dataclass
@@ -57,12 +60,16 @@ def load_image(value, # PIL image, {"bytes", "path"} dict, raw bytes, base64 str
         if isinstance(value, Image.Image): im = value
         elif isinstance(value, dict):
             if value.get("bytes"): im = Image.open(io.BytesIO(value["bytes"]))
-            elif value.get("path"): im = Image.open(value["path"])
+            elif value.get("path"):
+                if not os.path.isfile(value["path"]): return None, f"not found: {value['path']}"
+                im = Image.open(value["path"])
             else: return None, "missing image (no bytes and no path)"
         elif isinstance(value, (bytes, bytearray)): im = Image.open(io.BytesIO(value))
         elif isinstance(value, str):
             if len(value) < 4096 and os.path.isfile(value): im = Image.open(value)
             elif not value: return None, "missing image (empty string)"
+            elif len(value) < 4096 and (re.search(r"[\\/]|\.(?:jpe?g|png|webp|gif|bmp|tiff?)$", value, re.I) or " " in value):
+                return None, f"not found: {value}"                        # a path, not base64 (which has neither)
             else: im = Image.open(io.BytesIO(base64.b64decode(value, validate=True)))
         else: return None, f"missing image (unexpected {type(value).__name__})"
         if im.width * im.height > MAX_IMAGE_PIXELS:                    # read from the header: nothing decoded yet
@@ -71,39 +78,6 @@ def load_image(value, # PIL image, {"bytes", "path"} dict, raw bytes, base64 str
         if min(im.size) < 1: return None, f"corrupt image: size {im.size}"
         return to_rgb(im), None                                           # grey, RGBA, CMYK, 16-bit, palette: as locus.cues does
     except Exception as e: return None, f"corrupt image: {type(e).__name__}: {str(e)[:120]}"
-
-# %% ../nbs/06_eval.ipynb #227c11ba
-_THINK_RE = re.compile(r"<think>.*?(</think>|$)", re.S)
-
-def answer_text(text, # a completion (string or chat message list)
-               ) -> str:
-    "The part of a completion that carries the answer: inside `<answer>` if present, without `<think>` blocks."
-    text = completion_text(text)
-    span = answer_span(text)
-    return (span if span is not None else _THINK_RE.sub(" ", text)).strip()
-
-def extract_letter(text, # a completion
-                   letters: str = "ABCD", # the valid option letters
-                  ) -> str | None:
-    "The option letter a completion chose (lmms-eval's V*Bench cascade), or None."
-    s = answer_text(text).upper()
-    if not s: return None
-    L = f"[{letters}]"
-    patterns = [rf"^\(?({L})(?![A-Z])", rf"(?:THE\s+)?(?:ANSWER|CHOICE|OPTION)(?:\s+IS)?[\s:]+\(?({L})(?![A-Z])",
-                rf"\(({L})\)", rf"(?<![A-Z])({L})\s*[\.\)\]]", rf"(?:^|\s)({L})(?:\s|$)"]
-    for p in patterns:
-        m = re.search(p, s)
-        if m: return m.group(1)
-    return None
-
-def extract_yes_no(text, # a completion
-                  ) -> str | None:
-    "'yes' or 'no' from a completion: its first word if that is yes/no, else the only one of the two it contains."
-    words = re.findall(r"[a-z]+", answer_text(text).lower())
-    if not words: return None
-    if words[0] in ("yes", "no"): return words[0]
-    found = {w for w in words if w in ("yes", "no")}
-    return found.pop() if len(found) == 1 else None
 
 # %% ../nbs/06_eval.ipynb #0d43bcd5
 def _undecoded(ds):
@@ -115,21 +89,22 @@ def _undecoded(ds):
             ds = ds.cast_column(name, List(HFImage(decode=False)))
     return ds
 
-def load_rows(source: str | Path, # hub id (e.g. "lmms-lab/POPE") or a local path (save_to_disk dir, hub snapshot, file)
+def load_rows(source, # hub id (e.g. "lmms-lab-encoder/POPE"), a local path (save_to_disk dir, hub snapshot, file) or a Dataset
               config: str | None = None, # hub config name (e.g. HR-Bench's "hrbench_version_split")
               split: str = "test", # split to read
               limit: int | None = None, # keep only the first `limit` rows
              ):
     "A `datasets.Dataset` from a hub id or a local copy, with image columns left undecoded."
-    from datasets import load_dataset, load_from_disk, DatasetDict
+    from datasets import Dataset, load_dataset, load_from_disk, DatasetDict
+    if isinstance(source, Dataset): return _undecoded(source.select(range(min(limit, len(source)))) if limit is not None else source)
     p = Path(source)
     if p.exists():
         if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
             ds = load_from_disk(str(p))
             if isinstance(ds, DatasetDict): ds = ds[split]
         elif p.is_file():
-            kind = {".parquet": "parquet", ".json": "json", ".jsonl": "json"}.get(p.suffix)
-            if kind is None: raise ValueError(f"{p}: expected a .parquet, .json or .jsonl file, or a data set directory")
+            kind = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}.get(p.suffix)
+            if kind is None: raise ValueError(f"{p}: expected a .parquet, .json, .jsonl or .csv file, or a data set directory")
             ds = load_dataset(kind, data_files=str(p), split="train")
         else: ds = load_dataset(str(p), config, split=split)
     else: ds = load_dataset(str(source), config, split=split)
@@ -137,6 +112,12 @@ def load_rows(source: str | Path, # hub id (e.g. "lmms-lab/POPE") or a local pat
     return _undecoded(ds)
 
 # %% ../nbs/06_eval.ipynb #5b0fbc83
+PROTOCOLS = ("locus", "lmms")
+LMMS_PIXELS = (200_704, 1_605_632)      # lmms-eval 0.7.3's Qwen2.5-VL wrapper: min_pixels 256*28*28, max_pixels 1,605,632
+LMMS_NEW_TOKENS = 32_768                # its max_new_tokens when a task sets none (HR-Bench, RefCOCO)
+ANSWER_NEW_TOKENS = 256                 # `locus`: enough for any direct answer; a task's own lower limit is kept
+THINKING_NEW_TOKENS = 1_024             # `locus`, a thinking policy (LOCUS's <think>...</think><answer>...</answer>)
+
 @dataclass
 class Ctx:
     "What scoring needs to know about the model: the box frame it answers in and its pixel budget."
@@ -145,19 +126,37 @@ class Ctx:
 
 @dataclass
 class Benchmark:
-    "A benchmark: its data source (lmms-eval's), prompt, answer scoring and metrics."
+    "A benchmark: its data source (lmms-eval's), prompt, answer reading under a protocol, and metrics."
     name: str # registry name, also the `bench` field of every JSONL record
-    hub_id: str | None = None # the hub id lmms-eval loads (None: a local source is required)
+    hub_id: str | None = None # the hub id lmms-eval 0.7.3 loads (None: a local source is required)
     config: str | None = None # hub config name
     split: str = "test" # hub split
-    max_new_tokens: int = 16 # lmms-eval's generation limit for the task
+    max_new_tokens: int | None = 16 # lmms-eval's generation limit for the task (None: its wrapper's 32,768)
     lmms_task: str = "" # the lmms-eval task this mirrors
+    fallback_ids: tuple = () # older hub ids, tried in order when `hub_id` cannot be loaded
+    protocol: str = "locus" # "locus" (a careful reader) or "lmms" (lmms-eval 0.7.3's reading and aggregation)
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS: raise ValueError(f"{self.name}: protocol {self.protocol!r}; expected one of {PROTOCOLS}")
 
     def load(self, source=None, limit=None):
-        "The rows, from `source` (a local copy) or the hub id."
-        src = source or self.hub_id
-        if src is None: raise ValueError(f"{self.name}: no hub id; pass `source=` (a local data set path)")
-        return load_rows(src, self.config, self.split, limit)
+        "The rows, from `source` (a local copy) or the hub ids, newest first."
+        if source: return load_rows(source, self.config, self.split, limit)
+        ids = [i for i in (self.hub_id, *self.fallback_ids) if i]
+        if not ids: raise ValueError(f"{self.name}: no hub id; pass a local copy (source=..., or --sources {self.name}=PATH)")
+        errors = []
+        for i in ids:
+            try: return load_rows(i, self.config, self.split, limit)
+            except Exception as e: errors.append(f"{i}: {type(e).__name__}: {str(e).splitlines()[0][:150] if str(e) else ''}")
+        raise FileNotFoundError(f"{self.name}: none of its hub ids loads ({'; '.join(errors)}); "
+                                f"pass a local copy with --sources {self.name}=PATH")
+
+    def generation_limit(self, thinking: bool = False, # the model reasons before it answers
+                        ) -> int:
+        "max_new_tokens: lmms-eval's under `lmms`; under `locus` room for a direct answer, or for reasoning first."
+        lmms = self.max_new_tokens or LMMS_NEW_TOKENS
+        if self.protocol == "lmms": return lmms
+        return max(lmms, THINKING_NEW_TOKENS) if thinking else min(lmms, ANSWER_NEW_TOKENS)
 
     def items(self, rows) -> Iterable[Item]:
         "Every row as one or more `Item`s."
@@ -173,26 +172,20 @@ def _image_item(row_image, **kw) -> Item:
     return Item(images=[im] if im is not None else [], error=err, **kw)
 
 # %% ../nbs/06_eval.ipynb #a6639f73
-def _pct(x: float) -> float: return round(100.0 * float(x), 2)
-
-def accuracy(records: list[dict], # JSONL records with `correct` and `category`
-             by: str = "category", # record field to break the accuracy down by
-            ) -> dict:
-    "Overall accuracy and accuracy per `by` value, in percent, with counts."
-    out = {"overall": _pct(np.mean([r["correct"] for r in records])) if records else float("nan"), "n": len(records)}
-    groups = defaultdict(list)
-    for r in records: groups[r.get(by) or "unknown"].append(r["correct"])
-    for k in sorted(groups): out[k] = _pct(np.mean(groups[k]))
-    return out
-
 class MultipleChoice(Benchmark):
     "Shared scoring for letter-answer benchmarks."
     letters = "ABCD"
     def score(self, item, raw, ctx):
-        letter = extract_letter(raw, "".join(item.options) or self.letters)
-        if letter is None: return dict(parsed=None, correct=False, why="no option letter in the answer")
+        if self.protocol == "lmms": return self.lmms_score(item, strip_reasoning(raw or ""))
+        letter = extract_letter(raw, item.options or self.letters)
+        if letter is None: return dict(parsed=None, correct=False, why="no option chosen (no option letter or option text)")
         ok = letter == str(item.answer).strip().upper()
         return dict(parsed=letter, correct=ok, why=None if ok else f"chose {letter}, answer is {item.answer}")
+    def lmms_score(self, item, text):
+        "lmms-eval's reading of `text` (already stripped of reasoning)."
+        letter = lmms_vstar_letter(text)
+        ok = letter == str(item.answer).strip().upper()
+        return dict(parsed=letter, correct=ok, why=None if ok else f"lmms-eval reads {letter}, answer is {item.answer}")
     def metrics(self, records): return accuracy(records)
 
 # %% ../nbs/06_eval.ipynb #714bd069
@@ -215,12 +208,6 @@ class VStar(MultipleChoice):
                             category=row.get("category") or "", options=opts, meta=meta)]
 
 # %% ../nbs/06_eval.ipynb #1e204011
-def cycle_mean(records: list[dict]) -> float:
-    "HR-Bench's score: the mean over `cycle_category` groups of each group's accuracy, in percent."
-    groups = defaultdict(list)
-    for r in records: groups[r.get("cycle_category")].append(r["correct"])
-    return _pct(np.mean([np.mean(v) for v in groups.values()])) if groups else float("nan")
-
 class HRBench(MultipleChoice):
     "HR-Bench 4K/8K: single- and cross-instance perception on 4K and 8K images."
     def to_items(self, row, i):
@@ -230,9 +217,18 @@ class HRBench(MultipleChoice):
                          category=row.get("category") or "", options=opts)
         it.meta["cycle_category"] = row.get("cycle_category")
         return [it]
+    def lmms_score(self, item, text):
+        choice = lmms_hrbench_choice(text, item.options)
+        if choice is None:   # lmms-eval would send the answer to a GPT judge; scored wrong here and counted
+            return dict(parsed=None, correct=False, judge=True, why="lmms-eval would ask its GPT judge (not called)")
+        ok = choice.lower() == str(item.answer).lower()
+        return dict(parsed=choice, correct=ok, why=None if ok else f"lmms-eval reads {choice}, answer is {item.answer}")
     def metrics(self, records):
         out = {k: cycle_mean([r for r in records if r["category"] == k]) for k in ("single", "cross")}
-        return {"average": cycle_mean(records), **out, "n": len(records)}
+        out = {"average": cycle_mean(records), **out, "n": len(records),
+               "n_by": {k: sum(r["category"] == k for r in records) for k in ("single", "cross")}}
+        if self.protocol == "lmms": out["judge_items"] = sum(bool(r.get("judge")) for r in records)
+        return out
 
 # %% ../nbs/06_eval.ipynb #62ef52a2
 class MMERealWorld(MultipleChoice):
@@ -253,54 +249,41 @@ class MMERealWorld(MultipleChoice):
         it.meta["task"] = "Perception" if "perception" in cat.lower() else "Reasoning"
         it.meta["subtask"] = cat.split("/")[-1]
         return [it]
+    def lmms_score(self, item, text):
+        letter, truth = lmms_mme_letter(text), str(item.answer)
+        ok = letter.lower() == truth.lower() or truth.lower() in letter.lower()
+        return dict(parsed=letter or None, correct=bool(ok), why=None if ok else f"lmms-eval reads {letter or 'nothing'}, answer is {truth}")
     def metrics(self, records):
         out = accuracy(records, by="task")
-        out.update({f"sub/{k}": v for k, v in accuracy(records, by="subtask").items() if k not in ("overall", "n")})
+        sub = accuracy(records, by="subtask")
+        out.update({f"sub/{k}": v for k, v in sub.items() if k not in ("overall", "n", "n_by")})
+        out["n_by"] |= {f"sub/{k}": v for k, v in sub["n_by"].items()}
         return out
 
 # %% ../nbs/06_eval.ipynb #e856c89a
-def pope_metrics(records: list[dict], # POPE records: `parsed` in {"yes", "no", None}, `answer` the truth
-                ) -> dict:
-    "Accuracy, precision, recall, F1 (positive = yes) and share of yes predictions, in percent."
-    n = len(records)
-    if not n: return {"n": 0}
-    tp = sum(r["parsed"] == "yes" and r["answer"] == "yes" for r in records)
-    fp = sum(r["parsed"] == "yes" and r["answer"] == "no" for r in records)
-    pos = sum(r["answer"] == "yes" for r in records)
-    acc = sum(r["correct"] for r in records) / n
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / pos if pos else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return {"accuracy": _pct(acc), "precision": _pct(prec), "recall": _pct(rec), "f1": _pct(f1),
-            "yes_ratio": _pct((tp + fp) / n), "n": n}
-
 class POPE(Benchmark):
     "POPE: object hallucination as yes/no questions (adversarial, popular, random)."
     def to_items(self, row, i):
         return [_image_item(row["image"], id=str(row.get("question_id", i)), question=row["question"].strip() +
                             "\nAnswer the question using a single word or phrase.", answer=row["answer"].strip().lower(),
-                            category=row.get("category") or "", options={"yes": "yes", "no": "no"})]
+                            category=row.get("category") or self.split, options={"yes": "yes", "no": "no"})]
     def score(self, item, raw, ctx):
+        if self.protocol == "lmms":
+            said = strip_reasoning(raw or "").lower().strip()
+            ok = said == item.answer
+            return dict(parsed=said, correct=ok, why=None if ok else f"lmms-eval needs exactly {item.answer!r}, got {said[:40]!r}")
         yn = extract_yes_no(raw)
         if yn is None: return dict(parsed=None, correct=False, why="no yes/no in the answer")
         return dict(parsed=yn, correct=yn == item.answer, why=None if yn == item.answer else f"said {yn}")
     def metrics(self, records):
-        recs = [dict(r, answer=r["target"]) for r in records]
-        out = {"overall": pope_metrics(recs)}
-        for c in sorted({r["category"] for r in recs}): out[c] = pope_metrics([r for r in recs if r["category"] == c])
+        out = {"overall": pope_metrics(records, self.protocol)}
+        for c in sorted({r["category"] for r in records}): out[c] = pope_metrics([r for r in records if r["category"] == c], self.protocol)
         return out
 
 # %% ../nbs/06_eval.ipynb #3d7855cd
 _LMMS_REC = ("Bounding box coordinates are specified in the format (top-left x, top-left y, bottom-right x, bottom-right y). "
              "All values are floating point numbers bounded between 0 and 1. Please provide the bounding box coordinate "
              "of the region this sentence describes: ")
-
-def box_metrics(ious: Sequence[float], # IoU of each prediction (0 when no box was parsed)
-               ) -> dict:
-    "Mean IoU, ACC@0.5 and ACC@0.75, in percent."
-    a = np.asarray(ious, dtype=float)
-    if not len(a): return {"n": 0}
-    return {"miou": _pct(a.mean()), "acc@0.5": _pct((a >= 0.5).mean()), "acc@0.75": _pct((a >= 0.75).mean()), "n": len(a)}
 
 def to_norm1(box, # a box in frame `frame`
              frame: str, # "resized", "norm1000", "norm1" or "pixels"
@@ -314,7 +297,6 @@ def to_norm1(box, # a box in frame `frame`
 @dataclass
 class RefCOCO(Benchmark):
     "RefCOCO/+/g referring-expression grounding: one box per expression."
-    box_prompt: str = "native" # "native": ask in the model's own frame; "lmms": lmms-eval's [0, 1] wording
     def to_items(self, row, i):
         im, err = load_image(row["image"])
         size = im.size if im is not None else None
@@ -322,30 +304,28 @@ class RefCOCO(Benchmark):
         exprs = row["answer"] if isinstance(row["answer"], (list, tuple)) else [row["answer"]]
         out = []
         for k, e in enumerate(exprs):
-            q = (_LMMS_REC + e) if self.box_prompt == "lmms" else \
+            q = (_LMMS_REC + e) if self.protocol == "lmms" else \
                 f"Locate the region this sentence describes: {e}\nOutput its bounding box as [x1, y1, x2, y2]."
             truth = [x / size[0], y / size[1], (x + w) / size[0], (y + h) / size[1]] if size else None
             out.append(Item(id=f"{row.get('question_id', i)}#{k}", images=[im] if im else [], question=q, answer=truth,
                             category=self.split, meta={"size": size}, error=err))
         return out
     def score(self, item, raw, ctx):
-        box = parse_box(raw)
-        if box is None: return dict(parsed=None, correct=False, iou=0.0, why="no box in the answer")
-        frame = "norm1" if self.box_prompt == "lmms" else ctx.frame
-        pred = to_norm1(box, frame, item.meta["size"], ctx.budget)
-        v = iou(pred, item.answer)
-        cx, cy = (item.answer[0] + item.answer[2]) / 2, (item.answer[1] + item.answer[3]) / 2
-        return dict(parsed=[round(c, 4) for c in pred], correct=v >= 0.5, iou=round(v, 4),
-                    center=bool(pred[0] <= cx <= pred[2] and pred[1] <= cy <= pred[3]),
+        if self.protocol == "lmms":    # the wrapper cuts at "ASSISTANT:", the evaluator strips reasoning, then the task reads
+            pred = lmms_box(strip_reasoning((raw or "").split("ASSISTANT:")[0]))
+            v = lmms_iou(item.answer, pred)
+        else:
+            box = extract_box(raw)
+            if box is None: return dict(parsed=None, correct=False, iou=0.0, center=False, why="no box in the answer")
+            pred = to_norm1(box, "norm1" if max(box) <= 1 else ctx.frame, item.meta["size"], ctx.budget)
+            v = iou(pred, item.answer)
+        return dict(parsed=[round(c, 4) for c in pred], correct=v >= 0.5, iou=round(v, 4), center=center_in(item.answer, pred),
                     why=None if v >= 0.5 else f"IoU {v:.2f} < 0.5")
-    def metrics(self, records):
-        out = box_metrics([r.get("iou", 0.0) for r in records])
-        if records: out["center_acc"] = _pct(np.mean([bool(r.get("center")) for r in records]))
-        return out
+    def metrics(self, records): return box_metrics(records)
 
 # %% ../nbs/06_eval.ipynb #e8f41a05
 class ProxyVal(Benchmark):
-    "The LOCUS proxy task's validation split: find the crop in the full image."
+    "The LOCUS proxy task's validation split: find the crop in the full image (no lmms-eval task: one reading)."
     def to_items(self, row, i):
         loaded = [load_image(v) for v in (row.get("images") or [])]
         errs = [e for _, e in loaded if e] or (["missing images (expected 2)"] if len(loaded) != 2 else [])
@@ -355,40 +335,146 @@ class ProxyVal(Benchmark):
                      answer=[float(v) for v in row["solution"]], messages=prompt, error=errs[0] if errs else None,
                      category=str(row.get("size_class") or ""))]
     def score(self, item, raw, ctx):
-        box = parse_box(raw)
+        box = extract_box(raw)
         if box is None: return dict(parsed=None, correct=False, iou=0.0, why="no box in the answer")
         v = iou(box, item.answer)
         return dict(parsed=box, correct=v >= 0.5, iou=round(v, 4), why=None if v >= 0.5 else f"IoU {v:.2f} < 0.5")
     def metrics(self, records):
-        out = box_metrics([r.get("iou", 0.0) for r in records])
+        out = box_metrics(records)
         for c in sorted({r["category"] for r in records if r["category"]}):
-            out[c] = box_metrics([r.get("iou", 0.0) for r in records if r["category"] == c])
+            out[c] = box_metrics([r for r in records if r["category"] == c])
         return out
 
 # %% ../nbs/06_eval.ipynb #33763539
+_OLD = lambda new: (new.replace("lmms-lab-encoder/", "lmms-lab/"),)
+
 BENCHMARKS: dict[str, Benchmark] = {
-    "vstar": VStar("vstar", "lmms-lab/vstar-bench", split="test", lmms_task="vstar_bench"),
-    "hrbench4k": HRBench("hrbench4k", "DreamMr/HR-Bench", "hrbench_version_split", "hrbench_4k", lmms_task="hrbench4k"),
-    "hrbench8k": HRBench("hrbench8k", "DreamMr/HR-Bench", "hrbench_version_split", "hrbench_8k", lmms_task="hrbench8k"),
+    "vstar": VStar("vstar", "lmms-lab-encoder/vstar-bench", split="test", lmms_task="vstar_bench",
+                   fallback_ids=_OLD("lmms-lab-encoder/vstar-bench")),
+    "hrbench4k": HRBench("hrbench4k", "DreamMr/HR-Bench", "hrbench_version_split", "hrbench_4k", max_new_tokens=None,
+                         lmms_task="hrbench4k"),
+    "hrbench8k": HRBench("hrbench8k", "DreamMr/HR-Bench", "hrbench_version_split", "hrbench_8k", max_new_tokens=None,
+                         lmms_task="hrbench8k"),
     "mme_realworld": MMERealWorld("mme_realworld", "yifanzhang114/MME-RealWorld-Lmms-eval", split="train",
                                   lmms_task="mmerealworld"),
     "mme_realworld_lite": MMERealWorld("mme_realworld_lite", "yifanzhang114/MME-RealWorld-lite-lmms-eval", split="train",
                                        lmms_task="mmerealworld_lite"),
-    "pope": POPE("pope", "lmms-lab/POPE", split="test", max_new_tokens=128, lmms_task="pope"),
-    **{f"{n}_{s}": RefCOCO(f"{n}_{s}", hub, split=s, max_new_tokens=128, lmms_task=f"{n}_bbox_rec_{s}")
-       for n, hub, splits in [("refcoco", "lmms-lab/RefCOCO", ("val", "test", "testA", "testB")),
-                              ("refcoco+", "lmms-lab/RefCOCOplus", ("val", "testA", "testB")),
-                              ("refcocog", "lmms-lab/RefCOCOg", ("val", "test"))] for s in splits},
+    "pope": POPE("pope", "lmms-lab-encoder/POPE", split="test", max_new_tokens=128, lmms_task="pope",
+                 fallback_ids=_OLD("lmms-lab-encoder/POPE")),
+    **{name: POPE(name, "lmms-lab-encoder/POPE", "Full", split, max_new_tokens=128, lmms_task=name,
+                  fallback_ids=_OLD("lmms-lab-encoder/POPE"))
+       for name, split in (("pope_adv", "adversarial"), ("pope_pop", "popular"), ("pope_random", "random"))},
+    **{f"{n}_{s}": RefCOCO(f"{n}_{s}", hub, split=s, max_new_tokens=None, lmms_task=f"{n}_bbox_rec_{s}", fallback_ids=_OLD(hub))
+       for n, hub, splits in [("refcoco", "lmms-lab-encoder/RefCOCO", ("val", "test", "testA", "testB")),
+                              ("refcoco+", "lmms-lab-encoder/RefCOCOplus", ("val", "testA", "testB")),
+                              ("refcocog", "lmms-lab-encoder/RefCOCOg", ("val", "test"))] for s in splits},
     "proxy_val": ProxyVal("proxy_val", None, split="validation", max_new_tokens=256),
 }
 
 def get_benchmark(name: str | Benchmark, # a registry name, or a Benchmark (returned as is)
-                  **overrides, # fields to replace, e.g. split="testA", max_new_tokens=64
+                  **overrides, # fields to replace, e.g. protocol="lmms", split="testA", max_new_tokens=64
                  ) -> Benchmark:
     "A benchmark from the registry (a copy, with `overrides` applied)."
     if isinstance(name, Benchmark): return replace(name, **overrides) if overrides else name
-    if name not in BENCHMARKS: raise ValueError(f"Unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+    if name not in BENCHMARKS:
+        import difflib
+        near = difflib.get_close_matches(name, BENCHMARKS, n=1)
+        raise ValueError(f"Unknown benchmark {name!r}{f' (did you mean {near[0]!r}?)' if near else ''}; known: {', '.join(BENCHMARKS)}; "
+                         "for your own data give --sources NAME=PATH (and --columns)")
     return replace(BENCHMARKS[name], **overrides)
+
+# %% ../nbs/06_eval.ipynb #05aca0d1
+OWN_FIELDS = ("question", "answer", "image", "options", "category", "id")
+
+@dataclass
+class OwnBenchmark(Benchmark):
+    "Your own benchmark in any layout: multiple choice, yes/no or grounding, read from the columns you name."
+    kind: str = "auto" # "mc", "yesno", "grounding", or "auto" (from the columns and the first answers)
+    columns: dict = field(default_factory=dict) # field (question, answer, image, options, category, id) -> your column
+    box_format: str = "xyxy" # grounding answers: "xyxy" or "xywh" (COCO)
+    root: str | None = None # folder image paths are relative to and confined to (default: the data file's folder)
+
+    def col(self, f): return self.columns.get(f, f)
+
+    def load(self, source=None, limit=None):
+        if source is None: raise ValueError(f"{self.name}: your own benchmark needs its data: --sources {self.name}=PATH")
+        rows = load_rows(source, split=self.split, limit=limit)
+        if self.root is None and isinstance(source, (str, Path)):
+            self.root = str(Path(source).parent if Path(source).is_file() else Path(source))
+        need = ["question", "answer", "image"] + (["options"] if self.kind == "mc" else [])
+        missing = [f for f in need + [f for f in self.columns if f not in need] if self.col(f) not in rows.column_names]
+        if missing:
+            bad = ", ".join(f"{f} (column {self.col(f)!r})" for f in missing)
+            raise ValueError(f"{self.name} ({source}): no column for {bad}; found columns: {', '.join(rows.column_names)}; "
+                             f"map yours with --columns " + ",".join(f"{f}=COLUMN" for f in missing))
+        if self.kind == "auto": self.kind = self._guess(rows)
+        if self.kind not in ("mc", "yesno", "grounding"):
+            raise ValueError(f"{self.name}: kind {self.kind!r}; expected mc, yesno, grounding or auto")
+        return rows
+
+    def _guess(self, rows) -> str:
+        if self.col("options") in rows.column_names: return "mc"
+        answers = [rows[k][self.col("answer")] for k in range(min(len(rows), 20))]
+        if all(str(a).strip().lower() in ("yes", "no") for a in answers): return "yesno"
+        if all(isinstance(a, (list, tuple)) and len(a) == 4 for a in answers): return "grounding"
+        raise ValueError(f"{self.name}: cannot tell the kind from the answers (e.g. {answers[0]!r}); "
+                         "give --kind mc/yesno/grounding, or map an options column")
+
+    @property
+    def inner(self) -> Benchmark:
+        "The registry benchmark whose scoring and metrics this kind uses."
+        cls = {"mc": VStar, "yesno": POPE, "grounding": RefCOCO}[self.kind]
+        return cls(self.name, None, split=self.split, protocol=self.protocol)
+
+    def _image(self, v):
+        if isinstance(v, str) and len(v) < 4096 and not v.startswith(("iVBOR", "/9j/")) and self.root is not None:
+            root = Path(self.root).resolve()
+            p = (root / v).resolve()
+            if not p.is_relative_to(root): return None, f"image path {v!r} leaves the data folder {root}"
+            if not p.is_file(): return None, f"not found: {p}"
+            return load_image(str(p))
+        return load_image(v)
+
+    def to_items(self, row, i):
+        im, err = self._image(row[self.col("image")])
+        rid = str(row.get(self.col("id"), i)) if self.col("id") in row else str(i)
+        q, a = str(row[self.col("question")]).strip(), row[self.col("answer")]
+        cat = str(row.get(self.col("category")) or "")
+        if self.kind == "grounding":
+            inner = self.inner.to_items({"image": im, "bbox": self._xywh(a, im), "answer": [q], "question_id": rid}, i)
+            for it in inner: it.category, it.error = cat or it.category, err or it.error
+            return inner
+        if self.kind == "yesno":
+            return [Item(id=rid, images=[im] if im else [], question=q + "\nAnswer the question using a single word or phrase.",
+                         answer=str(a).strip().lower(), category=cat, options={"yes": "yes", "no": "no"}, error=err)]
+        opts = parse_options(row[self.col("options")])
+        truth = str(a).strip()
+        if truth.upper() not in opts: truth = next((k for k, v in opts.items() if v.strip().lower() == truth.lower()), truth)
+        body = q + "\n" + "\n".join(f"{k}. {v}" for k, v in opts.items())
+        return [Item(id=rid, images=[im] if im else [], question=body + "\nAnswer with the option's letter from the given choices directly.",
+                     answer=truth.upper(), category=cat, options=opts, error=err)]
+
+    def _xywh(self, a, im):
+        x1, y1, x2, y2 = (float(v) for v in a)
+        if self.box_format == "xywh": x2, y2 = x1 + x2, y1 + y2
+        if im is not None and max(x1, y1, x2, y2) <= 1: x1, x2, y1, y2 = x1 * im.width, x2 * im.width, y1 * im.height, y2 * im.height
+        return [x1, y1, x2 - x1, y2 - y1]
+
+    def score(self, item, raw, ctx): return self.inner.score(item, raw, ctx)
+    def metrics(self, records): return self.inner.metrics(records)
+
+def parse_options(v, # dict, list of texts, list of "(A) text" strings, or "A. text" lines / a JSON list or dict
+                 ) -> dict:
+    "Options in any common layout as letter -> text."
+    if isinstance(v, str):
+        try: v = json.loads(v)
+        except ValueError: v = [s for s in v.splitlines() if s.strip()]
+    if isinstance(v, dict): return {str(k).strip().upper(): str(t).strip() for k, t in v.items()}
+    out = {}
+    for k, s in enumerate(v or []):
+        m = re.match(r"\s*\(?([A-Z])[\.\):]\s*(.*)", str(s), re.S)
+        out[m.group(1) if m else "ABCDEFGHIJ"[k]] = (m.group(2) if m else str(s)).strip()
+    return out
 
 # %% ../nbs/06_eval.ipynb #5f57af54
 _PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
@@ -439,7 +525,7 @@ def _fixture_rows(name: str, n: int, seed: int, max_side: int = 512) -> tuple[li
         return rows, Features({"index": Value("int64"), "question": Value("string"),
                                "multi-choice options": List(Value("string")), "answer": Value("string"),
                                "category": Value("string"), "l2-category": Value("string"), "bytes": Value("string")})
-    if name == "pope":
+    if name.startswith("pope"):
         rows = [dict(id=str(k), question_id=str(k), question="Is there a dog in the image?",
                      answer=("yes", "no")[k % 2], image_source=f"COCO_val2014_{k:012d}", image=_img(im),
                      category=("adversarial", "popular", "random")[k % 3]) for k, im in enumerate(photos)]
@@ -491,7 +577,7 @@ def generate(model, # a Qwen2.5-VL-style model (base, PEFT-wrapped or merged)
              images: Sequence[list], # the PIL images of each prompt, in placeholder order
              max_new_tokens: int = 16, # generation limit
             ) -> list[dict]:
-    "Greedy answers for a batch of prompts (left padding): `[{'text', 'new_tokens'}]`."
+    "Greedy answers for a batch of prompts (left padding): `[{'text', 'new_tokens', 'truncated'}]`."
     import torch
     tok = processor.tokenizer
     side, tok.padding_side = tok.padding_side, "left"
@@ -509,7 +595,8 @@ def generate(model, # a Qwen2.5-VL-style model (base, PEFT-wrapped or merged)
     res = []
     for row in new.tolist():
         n = next((k + 1 for k, t in enumerate(row) if t in stop), len(row))
-        res.append({"text": tok.decode(row[:n], skip_special_tokens=True), "new_tokens": n})
+        res.append({"text": tok.decode(row[:n], skip_special_tokens=True), "new_tokens": n,
+                    "truncated": not any(t in stop for t in row[:n])})     # stopped by the limit, not by the model
     return res
 
 # %% ../nbs/06_eval.ipynb #1b605e72
@@ -557,18 +644,20 @@ def direct_predict(model, processor, # the model and its processor
                    **kwargs) -> list[dict]:
     "The standard inference: image(s) + question, one greedy pass, the whole batch at once."
     outs = generate(model, processor, [item_messages(it) for it in items], [it.images for it in items], max_new_tokens)
-    return [{"raw": o["text"], "passes": 1, "new_tokens": o["new_tokens"]} for o in outs]
+    return [{"raw": o["text"], "passes": 1, "new_tokens": o["new_tokens"], "truncated": o["truncated"]} for o in outs]
 
 MODES: dict[str, Callable] = {"direct": direct_predict}
+PLUGIN_MODES = {"dualfocus": ("locus.dualfocus", "dualfocus_predict")}   # imported on first use: no import circle
 
 def get_mode(mode: str | Callable, # "direct", "dualfocus", or a predict function
             ) -> Callable:
     "The predict function of an inference mode."
     if callable(mode): return mode
-    if mode == "dualfocus" and mode not in MODES:
-        from locus.dualfocus import dualfocus_predict
-        MODES["dualfocus"] = dualfocus_predict
-    if mode not in MODES: raise ValueError(f"Unknown inference mode {mode!r}; known: {sorted(MODES) + ['dualfocus']}")
+    if mode not in MODES and mode in PLUGIN_MODES:
+        import importlib
+        mod, fn = PLUGIN_MODES[mode]
+        MODES[mode] = getattr(importlib.import_module(mod), fn)
+    if mode not in MODES: raise ValueError(f"Unknown inference mode {mode!r}; known: {sorted({*MODES, *PLUGIN_MODES})}")
     return MODES[mode]
 
 # %% ../nbs/06_eval.ipynb #a772fe6d
@@ -582,7 +671,7 @@ def model_ctx(model, processor) -> Ctx:
     return Ctx(frame=frame, budget=budget)
 
 def _record(bench, it, mode, **kw) -> dict:
-    return dict(bench=bench.name, id=it.id, category=it.category, mode=mode, target=it.answer,
+    return dict(bench=bench.name, id=it.id, category=it.category, mode=mode, protocol=bench.protocol, target=it.answer,
                 **({"cycle_category": it.meta["cycle_category"]} if "cycle_category" in it.meta else {}),
                 **{k: it.meta[k] for k in ("task", "subtask") if k in it.meta}, **it.meta.get("log", {}), **kw)
 
@@ -603,101 +692,157 @@ def _run_batch(predict, model, processor, batch, bench, max_new_tokens, ctx, mod
                             new_tokens=o["new_tokens"], **extra))
     return recs
 
+class RunMismatch(ValueError):
+    "A run folder holds predictions made with other settings: resuming would mix them."
+
+def check_settings(run_dir: str | Path, # the run folder
+                   bench: str, # the benchmark about to run
+                   settings: dict, # what this run would record for it
+                   log: RunLog, # the folder's predictions
+                  ):
+    "Refuse (naming the difference) to add to a folder whose predictions came from another model or other settings."
+    path = Path(run_dir) / "settings.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    fix = f"use another --out folder, or remove {Path(run_dir) / 'predictions.jsonl'} to start over"
+    if log.of(bench) and bench not in saved:
+        raise RunMismatch(f"{run_dir}: holds {len(log.of(bench))} {bench} predictions with no recorded settings; {fix}")
+    for name, old in saved.items():
+        keys = ["model"] if name != bench else sorted(set(old) | set(settings))
+        diff = [f"{k}={old.get(k)!r} (now {settings.get(k)!r})" for k in keys if old.get(k) != settings.get(k)]
+        if diff: raise RunMismatch(f"{run_dir}: its {name} predictions were made with {', '.join(diff)}; resuming would mix them; {fix}")
+    path.write_text(json.dumps(saved | {bench: settings}, indent=1))
+
+def has_locus_config(*folders) -> bool:
+    "Whether a model or adapter folder was written by `locus train` (its policy thinks before it answers)."
+    return any(f and Path(str(f), "locus_config.yaml").is_file() for f in folders)
+
 def evaluate(model, processor, # the model (base, + LoRA adapter, or merged) and its processor
              bench: str | Benchmark, # registry name or Benchmark
-             run_dir: str | Path, # folder of the run: predictions.jsonl, metrics.json, metrics.md
-             source: str | Path | None = None, # local copy of the data (default: the hub id)
+             run_dir: str | Path, # folder of the run: predictions.jsonl, settings.json, metrics.json, metrics.md
+             source=None, # local copy of the data (a path or a `datasets.Dataset`; default: the hub ids)
              limit: int | None = None, # evaluate only the first `limit` rows
              batch_size: int = 8, # prompts per generate call
-             max_new_tokens: int | None = None, # default: the benchmark's (lmms-eval's) limit
+             max_new_tokens: int | None = None, # default: the protocol's (`Benchmark.generation_limit`)
              mode: str | Callable = "direct", # inference mode: "direct" or "dualfocus"
-             min_pixels: int | None = None, # pixel budget, lower end (default: the processor's)
-             max_pixels: int | None = None, # pixel budget, upper end (default: the processor's)
+             protocol: str | None = None, # "locus" or "lmms" (default: the benchmark's, "locus")
+             thinking: bool | None = None, # the model reasons first (None: whether its folder has a locus_config.yaml)
+             min_pixels: int | None = None, # pixel budget, lower end (default: the processor's; lmms-eval's under "lmms")
+             max_pixels: int | None = None, # pixel budget, upper end (default: the processor's; lmms-eval's under "lmms")
+             model_name: str | None = None, # recorded in settings.json and metrics.json (default: the model's name_or_path)
              transform: Callable[[Item], Item] | None = None, # applied to every item before inference (probes)
              progress: bool = True, # show a progress bar with ETA
              **mode_kwargs, # passed to the mode's predict function
             ) -> dict:
-    "Evaluate one benchmark, resuming from the run's JSONL; returns (and writes) the benchmark's metrics."
+    "Evaluate one benchmark, resuming from the run's JSONL when its settings match; returns (and writes) its metrics."
     from tqdm.auto import tqdm
-    bench = get_benchmark(bench)
-    if min_pixels is not None or max_pixels is not None:
-        from locus.testing import set_pixel_budget
-        b = pixel_budget(processor)
-        set_pixel_budget(processor, min_pixels or b["min_pixels"], max_pixels or b["max_pixels"])
-    run_dir = Path(run_dir)
-    log = RunLog(run_dir / "predictions.jsonl")
-    predict, ctx = get_mode(mode), model_ctx(model, processor)
-    mode_name = mode if isinstance(mode, str) else getattr(mode, "__name__", "custom")
-    mnt = max_new_tokens or bench.max_new_tokens
-    rows = bench.load(source, limit)
-    done = log.done(bench.name)
-    todo = []
-    for it in bench.items(rows):
-        if it.id in done: continue
-        if transform is not None and it.error is None: it = transform(it)
-        if it.error is not None:
-            log.append([_record(bench, it, mode_name, raw=None, parsed=None, correct=False, error="image", why=it.error,
-                                seconds=0.0, passes=0, new_tokens=0)])
-        else: todo.append(it)
-    bar = tqdm(total=len(todo), desc=bench.name, unit="item", disable=not progress)
-    for k in range(0, len(todo), batch_size):
-        recs = _run_batch(predict, model, processor, todo[k:k + batch_size], bench, mnt, ctx, mode_name, mode_kwargs)
-        log.append(recs); bar.update(len(recs))
-    bar.close()
-    return write_metrics(run_dir, log, model_name=getattr(getattr(model, "config", None), "_name_or_path", ""))[bench.name]
+    from locus.testing import set_pixel_budget
+    bench = get_benchmark(bench, **({"protocol": protocol} if protocol else {}))
+    name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "")
+    model_name = model_name if model_name is not None else name_or_path
+    thinking = has_locus_config(name_or_path) if thinking is None else thinking
+    try: before = pixel_budget(processor)
+    except Exception: before = None                    # a scripted mode may need no processor
+    if bench.protocol == "lmms" and min_pixels is None and max_pixels is None: min_pixels, max_pixels = LMMS_PIXELS
+    if before and (min_pixels is not None or max_pixels is not None):
+        set_pixel_budget(processor, min_pixels or before["min_pixels"], max_pixels or before["max_pixels"])
+    try:
+        run_dir = Path(run_dir)
+        log = RunLog(run_dir / "predictions.jsonl")
+        predict, ctx = get_mode(mode), model_ctx(model, processor)
+        mode_name = mode if isinstance(mode, str) else getattr(mode, "__name__", "custom")
+        mnt = max_new_tokens or bench.generation_limit(thinking)
+        settings = dict(model=model_name, protocol=bench.protocol, mode=mode_name, max_new_tokens=mnt, thinking=thinking,
+                        pixels=[ctx.budget["min_pixels"], ctx.budget["max_pixels"]] if ctx.budget else None,
+                        config=bench.config, split=bench.split, mode_kwargs={k: repr(v) for k, v in sorted(mode_kwargs.items())},
+                        transform=getattr(transform, "__name__", repr(transform)) if transform else None)
+        rows = bench.load(source, limit)                  # bad data or columns stop here, before the folder is touched
+        if isinstance(bench, OwnBenchmark): settings |= dict(kind=bench.kind, columns=bench.columns, box_format=bench.box_format)
+        check_settings(run_dir, bench.name, settings, log)
+        done = log.done(bench.name)
+        todo = []
+        for it in bench.items(rows):
+            if it.id in done: continue
+            if transform is not None and it.error is None: it = transform(it)
+            if it.error is not None:
+                log.append([_record(bench, it, mode_name, raw=None, parsed=None, correct=False, error="image", why=it.error,
+                                    seconds=0.0, passes=0, new_tokens=0)])
+            else: todo.append(it)
+        bar = tqdm(total=len(todo), desc=bench.name, unit="item", disable=not progress)
+        for k in range(0, len(todo), batch_size):
+            recs = _run_batch(predict, model, processor, todo[k:k + batch_size], bench, mnt, ctx, mode_name, mode_kwargs)
+            log.append(recs); bar.update(len(recs))
+        bar.close()
+    finally:
+        if before: set_pixel_budget(processor, before["min_pixels"], before["max_pixels"])
+    return write_metrics(run_dir, log)[bench.name]
 
 # %% ../nbs/06_eval.ipynb #76dc0aa2
 def bench_summary(bench: Benchmark | None, # the benchmark (None: plain accuracy)
                   records: list[dict], # its JSONL records
+                  settings: dict | None = None, # what the run recorded for it (settings.json)
                  ) -> dict:
-    "Metrics, error counts and cost of one benchmark's records."
+    "Metrics, error and truncation counts, cost and settings of one benchmark's records."
     ran = [r for r in records if r.get("error") is None]
     cost = {k: round(float(np.mean([r.get(k) or 0 for r in ran])), 4) if ran else 0.0 for k in ("passes", "new_tokens", "seconds")}
-    return {"metrics": bench.metrics(records) if bench is not None else accuracy(records), "n": len(records), "image_errors": sum(r.get("error") == "image" for r in records),
+    return {"metrics": bench.metrics(records) if bench is not None else accuracy(records), "n": len(records),
+            "image_errors": sum(r.get("error") == "image" for r in records),
             "inference_errors": sum(r.get("error") == "inference" for r in records),
             "unparsed": sum(r.get("error") is None and r.get("parsed") is None for r in records),
-            "modes": sorted({r.get("mode", "") for r in records}), "cost_per_item": cost}
+            "truncated": sum(bool(r.get("truncated")) for r in records),
+            "protocol": (settings or {}).get("protocol", "locus"), "modes": sorted({r.get("mode", "") for r in records}),
+            "cost_per_item": cost, "settings": settings}
+
+def run_benchmark(name: str, # a benchmark name in a run folder
+                  settings: dict | None, # what the run recorded for it
+                 ) -> Benchmark | None:
+    "The benchmark a run's records were scored with: the registry's (under the recorded protocol), your own, or None."
+    proto = {"protocol": settings["protocol"]} if settings and settings.get("protocol") else {}
+    if name in BENCHMARKS: return get_benchmark(name, **proto)
+    if settings and settings.get("kind"): return OwnBenchmark(name, kind=settings["kind"], **proto)
+    return None                                                    # e.g. a probe: plain accuracy
 
 def write_metrics(run_dir: str | Path, # the run folder
                   log: RunLog | None = None, # its log (read from run_dir when None)
-                  model_name: str = "", # recorded in metrics.json
                  ) -> dict:
     "Recompute every benchmark's metrics from the JSONL; write metrics.json and metrics.md; return the metrics."
     run_dir = Path(run_dir)
     log = log or RunLog(run_dir / "predictions.jsonl")
-    out = {}
-    for name in sorted({b for b, _ in log.records}):
-        out[name] = bench_summary(BENCHMARKS.get(name), log.of(name))   # unregistered (e.g. a probe): accuracy
-    old = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
-    meta = {"model": model_name or old.get("_meta", {}).get("model", ""), "run": run_dir.name}
+    saved = json.loads((run_dir / "settings.json").read_text()) if (run_dir / "settings.json").exists() else {}
+    out = {name: bench_summary(run_benchmark(name, saved.get(name)), log.of(name), saved.get(name))
+           for name in sorted({b for b, _ in log.records})}
+    model = next((s.get("model") for s in saved.values() if s.get("model")), "")
+    meta = {"model": model, "run": run_dir.name}
     (run_dir / "metrics.json").write_text(json.dumps({"_meta": meta, **out}, indent=1, default=_jsonable))
-    (run_dir / "metrics.md").write_text(metrics_table(out, title=f"{run_dir.name} {meta['model']}".strip()))
+    (run_dir / "metrics.md").write_text(metrics_table(out, title=f"{run_dir.name} {model}".strip()))
     return out
 
 def flat_metrics(summary: dict, # one benchmark's `bench_summary`
+                 counts: bool = False, # return each metric's item count instead of its value
                 ) -> dict[str, float]:
-    "A benchmark's metrics as `{'overall': 50.0, 'random/f1': 57.1, ...}` (counts dropped)."
+    "A benchmark's metrics as `{'overall': 50.0, 'random/f1': 57.1, ...}` (or, with `counts`, the n behind each)."
     out = {}
-    def walk(d, pre):
+    def walk(d, pre, n):
         for k, v in d.items():
-            if k == "n": continue
-            if isinstance(v, dict): walk(v, f"{pre}{k}/")
-            elif isinstance(v, (int, float)): out[pre + k] = v
-    walk(summary["metrics"], "")
+            if k in ("n", "n_by"): continue
+            if isinstance(v, dict): walk(v, f"{pre}{k}/", v.get("n", n))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[pre + k] = d.get("n_by", {}).get(k, n) if counts else v
+    walk(summary["metrics"], "", summary["n"])
     return out
 
 def metrics_table(metrics: dict, # `write_metrics` output: bench -> summary
                   title: str = "", # a heading
                  ) -> str:
-    "A markdown table: benchmark, metric, value, items, errors and cost per item."
-    lines = ([f"### {title}", ""] if title else []) + ["| benchmark | metric | value | n | image err. | unparsed | passes/item | tokens/item | s/item |",
-                                                      "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    "A markdown table: benchmark, protocol, metric, value, its items, errors, truncations and cost per item."
+    lines = ([f"### {title}", ""] if title else []) + [
+        "| benchmark | protocol | metric | value | n | image err. | unparsed | truncated | passes/item | tokens/item | s/item |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for b, s in metrics.items():
         if b.startswith("_"): continue
-        c = s["cost_per_item"]
+        c, ns = s["cost_per_item"], flat_metrics(s, counts=True)
         for k, v in flat_metrics(s).items():
-            lines.append(f"| {b} | {k} | {v:.2f} | {s['n']} | {s['image_errors']} | {s['unparsed']} | "
-                         f"{c['passes']:.2f} | {c['new_tokens']:.1f} | {c['seconds']:.3f} |")
+            lines.append(f"| {b} | {s.get('protocol', 'locus')} | {k} | {v:.2f} | {ns[k]} | {s['image_errors']} | {s['unparsed']} | "
+                         f"{s.get('truncated', 0)} | {c['passes']:.2f} | {c['new_tokens']:.1f} | {c['seconds']:.3f} |")
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/06_eval.ipynb #5b723f5e
@@ -748,24 +893,54 @@ def cli_command(func):
     command.__wrapped__, command.call_parse = accepting, parsed
     return command
 
-def _parse_sources(sources: str | None) -> dict[str, str]:
+def _parse_sources(sources: str | None, flag: str = "--sources") -> dict[str, str]:
     out = {}
     for part in (sources or "").split(","):
         if not part.strip(): continue
-        if "=" not in part: raise ValueError(f"--sources: expected name=path pairs separated by commas, got {part!r}")
+        if "=" not in part: raise ValueError(f"{flag}: expected name=value pairs separated by commas, got {part!r}")
         k, v = part.split("=", 1); out[k.strip()] = v.strip()
+    return out
+
+def _parse_columns(columns: str | None) -> dict[str, str]:
+    out = _parse_sources(columns, "--columns")
+    bad = [k for k in out if k not in OWN_FIELDS]
+    if bad: raise ValueError(f"--columns: unknown field(s) {bad}; the fields are {', '.join(OWN_FIELDS)} (field=your_column)")
+    return out
+
+def eval_benchmarks(benchmarks: str, # comma-separated names
+                    sources: dict, # name -> path
+                    protocol: str = "locus", # "locus" or "lmms"
+                    columns: dict | None = None, # your own benchmark's field -> column mapping
+                    kind: str = "auto", # your own benchmark's kind
+                    box_format: str = "xyxy", # your own grounding answers' box format
+                   ) -> list[Benchmark]:
+    "The benchmarks a `locus eval` command names, checked before any model is loaded."
+    if protocol not in PROTOCOLS: raise ValueError(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    names = [b.strip() for b in benchmarks.split(",") if b.strip()]
+    unknown = [b for b in sources if b not in names]
+    if unknown: raise ValueError(f"--sources names benchmarks not in --benchmarks: {unknown}")
+    out = []
+    for b in names:
+        if b in BENCHMARKS: out.append(get_benchmark(b, protocol=protocol))
+        elif b in sources: out.append(OwnBenchmark(b, kind=kind, columns=columns or {}, box_format=box_format, protocol=protocol))
+        else: get_benchmark(b)                            # raises: unknown, with the nearest name
     return out
 
 @cli_command
 def eval_cli(model: str, # hub id or local folder of the model; "tiny" = the offline test model
-             benchmarks: str = "vstar", # comma-separated benchmark names (see locus.evaluate.BENCHMARKS)
-             out: str = "runs/eval", # run folder: predictions.jsonl, metrics.json, metrics.md
-             sources: str = None, # local copies: name=path pairs, comma-separated (default: hub ids)
+             benchmarks: str = "vstar", # comma-separated benchmark names (see locus.evaluate.BENCHMARKS), or your own names given in --sources
+             out: str = "runs/eval", # run folder: predictions.jsonl, settings.json, metrics.json, metrics.md
+             sources: str = None, # local copies or your own data: name=path pairs, comma-separated (default: hub ids)
+             protocol: str = "locus", # "locus": what a careful reader sees chosen; "lmms": lmms-eval 0.7.3's scoring, to compare with its numbers
+             columns: str = None, # your own benchmark's columns: field=column pairs (fields: question, answer, image, options, category, id)
+             kind: str = "auto", # your own benchmark's kind: mc, yesno, grounding, or auto (guessed from the columns and answers)
+             box_format: str = "xyxy", # your own grounding answers: xyxy or xywh (COCO); pixels, or [0, 1] when all four are
              limit: int = None, # evaluate only the first N rows of each benchmark
              batch_size: int = 8, # prompts per generate call
-             max_new_tokens: int = None, # generation limit (default: each benchmark's lmms-eval limit)
-             min_pixels: int = None, # pixel budget, lower end (default: the processor's)
-             max_pixels: int = None, # pixel budget, upper end (default: the processor's)
+             max_new_tokens: int = None, # generation limit (default: the protocol's; lmms-eval's under --protocol lmms)
+             thinking: str = "auto", # the model reasons before answering (more new tokens): on, off, or auto (a locus train folder)
+             min_pixels: int = None, # pixel budget, lower end (default: the processor's; 200,704 under --protocol lmms)
+             max_pixels: int = None, # pixel budget, upper end (default: the processor's; 1,605,632 under --protocol lmms)
              adapter: str = None, # a LoRA adapter folder to apply on top of the model
              quantization: str = "none", # "none" or "4bit"
              dtype: str = "bfloat16", # model dtype
@@ -774,7 +949,15 @@ def eval_cli(model: str, # hub id or local folder of the model; "tiny" = the off
              mode: str = "direct", # inference mode: "direct" or "dualfocus"
              quiet: bool = False, # no progress bar
             ):
-    "Evaluate a model on benchmarks; resumable, writes predictions.jsonl, metrics.json and metrics.md."
+    "Evaluate a model on benchmarks; resumable, writes predictions.jsonl, settings.json, metrics.json and metrics.md."
+    try:
+        src = _parse_sources(sources)
+        benches = eval_benchmarks(benchmarks, src, protocol, _parse_columns(columns), kind, box_format)
+        if thinking not in ("auto", "on", "off"): raise ValueError(f"--thinking {thinking!r}: expected on, off or auto")
+        get_mode(mode)
+    except ValueError as e:
+        print(f"locus eval: {e}", file=sys.stderr); return 2
+    think = {"on": True, "off": False}.get(thinking, has_locus_config(model, adapter))
     if model == "tiny":
         from locus.testing import tiny_qwen25_vl
         m, p = tiny_qwen25_vl()
@@ -783,14 +966,19 @@ def eval_cli(model: str, # hub id or local folder of the model; "tiny" = the off
         m, p = load_model(model, quantization=quantization, dtype=dtype, attn_implementation=attn_implementation,
                           adapter=adapter, min_pixels=min_pixels, max_pixels=max_pixels)
     if device: m = m.to(device)
-    src = _parse_sources(sources)
-    unknown = [b for b in src if b not in benchmarks.split(",")]
-    if unknown: raise SystemExit(f"--sources names benchmarks not in --benchmarks: {unknown}")
-    for b in [b.strip() for b in benchmarks.split(",") if b.strip()]:
-        evaluate(m, p, b, out, source=src.get(b), limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                 mode=mode, min_pixels=min_pixels, max_pixels=max_pixels, progress=not quiet)
-    metrics = write_metrics(out, model_name=model)
-    print(metrics_table(metrics, title=f"{Path(out).name} {model}"))
+    name = model + (f" + {adapter}" if adapter else "")
+    try:
+        for b in benches:
+            evaluate(m, p, b, out, source=src.get(b.name), limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                     mode=mode, thinking=think, min_pixels=min_pixels, max_pixels=max_pixels, model_name=name, progress=not quiet)
+    except (RunMismatch, FileNotFoundError, ValueError) as e:
+        print(f"locus eval: {e}", file=sys.stderr); return 2
+    metrics = write_metrics(out)
+    print(metrics_table(metrics, title=f"{Path(out).name} {name}"))
+    cut = sum(s.get("truncated", 0) for s in metrics.values())
+    if cut: print(f"note: {cut} answers stopped at the max_new_tokens limit (the `truncated` column); a model that "
+                  "reasons first needs --thinking on or a larger --max_new_tokens", file=sys.stderr)
+    return 0
 
 @cli_command
 def compare_cli(run_a: str, # first run folder (the reference for deltas and flips)

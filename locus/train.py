@@ -455,10 +455,13 @@ def train(cfg: LocusConfig, # LOCUS settings
                 final=table.iloc[-1].to_dict() if len(table) else {})
 
 # %% ../nbs/05_train.ipynb #b51fddae
-def train_cli(args: list[str] | None = None):
+def train_cli(args: list[str] | None = None, # command line (default: sys.argv[1:]): `--config file.yaml` plus overrides
+              cfg: LocusConfig | None = None, # or what `parse_config` already made of it (`locus.cli.parse_command` returns it) ...
+              targs=None, # ... with its `GRPOConfig`
+             ):
     "`locus train`: parse `--config` + overrides, train, print a summary; a mistake is one line (exit 2), Ctrl-C exits 130."
     try:
-        cfg, targs = parse_config(args)
+        if cfg is None: cfg, targs = parse_config(args)
         summary = train(cfg, targs)
     except ConfigError as e: print(f"locus train: {e}", file=sys.stderr); return 2
     except Stopped as e: print(f"locus train: {e}", file=sys.stderr); return 130
@@ -484,4 +487,6 @@ def merge(adapter: str | Path, # a LoRA adapter folder written by `locus train`
     from locus.model import pixel_budget_of_checkpoint
     proc_src = adapter if (Path(adapter) / "preprocessor_config.json").exists() else base   # the run saved its processor
     load_processor(proc_src, **pixel_budget_of_checkpoint(proc_src)).save_pretrained(output)
+    if (Path(adapter) / "locus_config.yaml").exists():     # the run's settings travel: `locus eval` reads them (a thinking policy)
+        shutil.copy(Path(adapter) / "locus_config.yaml", output)
     return output

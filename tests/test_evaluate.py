@@ -11,6 +11,7 @@ torch.set_num_threads(1)   # 2 shared cores: one thread avoids OpenMP contention
 from PIL import Image
 
 from locus.boxes import convert_box, resized_size, iou
+from locus.answers import center_in
 from locus.evaluate import (BENCHMARKS, Ctx, RunLog, accuracy, box_metrics, compare_cli, compare_runs, cycle_mean,
                             eval_cli, evaluate, extract_letter, extract_yes_no, flips, generate, get_benchmark,
                             item_messages, load_image, load_rows, pope_metrics, write_fixture, write_metrics)
@@ -71,12 +72,51 @@ def test_loader_on_upstream_schema(fx, name):
 
 
 def test_registry_uses_lmms_eval_hub_ids():
-    assert BENCHMARKS["vstar"].hub_id == "lmms-lab/vstar-bench"
-    assert (BENCHMARKS["hrbench8k"].hub_id, BENCHMARKS["hrbench8k"].split) == ("DreamMr/HR-Bench", "hrbench_8k")
-    assert BENCHMARKS["pope"].hub_id == "lmms-lab/POPE"
-    assert BENCHMARKS["mme_realworld_lite"].hub_id == "yifanzhang114/MME-RealWorld-lite-lmms-eval"
-    assert BENCHMARKS["refcoco+_val"].hub_id == "lmms-lab/RefCOCOplus"
-    with pytest.raises(ValueError, match="Unknown benchmark"): get_benchmark("vstar_bench_typo")
+    """The hub ids, configs and splits are lmms-eval 0.7.3's own (read from its task yamls), the old ids the fallbacks."""
+    import importlib.util, yaml
+    tasks = Path(importlib.util.find_spec("lmms_eval").submodule_search_locations[0]) / "tasks"
+    def task_yaml(*parts):
+        text = "".join(l for l in (tasks.joinpath(*parts)).read_text().splitlines(True) if "!function" not in l)
+        return yaml.safe_load(text)
+    assert task_yaml("vstar_bench", "_default_template_yaml")["dataset_path"] == BENCHMARKS["vstar"].hub_id == "lmms-lab-encoder/vstar-bench"
+    assert task_yaml("pope", "pope.yaml")["dataset_path"] == BENCHMARKS["pope"].hub_id
+    for name, f in (("pope_adv", "pope_adv.yaml"), ("pope_pop", "pope_pop.yaml"), ("pope_random", "pope_random.yaml")):
+        y, b = task_yaml("pope", f), BENCHMARKS[name]
+        assert (y["dataset_path"], y["dataset_name"], y["test_split"].strip()) == (b.hub_id, b.config, b.split) and b.config == "Full"
+    for name, folder in (("refcoco_val", "refcoco"), ("refcoco+_val", "refcoco+"), ("refcocog_val", "refcocog")):
+        y = task_yaml(folder, "_default_template_bbox_rec_yaml")
+        assert y["dataset_path"] == BENCHMARKS[name].hub_id and BENCHMARKS[name].fallback_ids == (y["dataset_path"].replace("-encoder", ""),)
+    y = task_yaml("hrbench", "hrbench8k.yaml")
+    assert (y["dataset_path"], y["dataset_name"], y["test_split"]) == (BENCHMARKS["hrbench8k"].hub_id, BENCHMARKS["hrbench8k"].config, BENCHMARKS["hrbench8k"].split)
+    y = task_yaml("mme_realworld", "mme_realworld_lite.yaml")
+    assert (y["dataset_path"], y["test_split"], y["generation_kwargs"]["max_new_tokens"]) == \
+        (BENCHMARKS["mme_realworld_lite"].hub_id, BENCHMARKS["mme_realworld_lite"].split, BENCHMARKS["mme_realworld_lite"].max_new_tokens)
+    assert task_yaml("vstar_bench", "_default_template_yaml")["generation_kwargs"]["max_new_tokens"] == BENCHMARKS["vstar"].max_new_tokens
+    assert BENCHMARKS["vstar"].fallback_ids == ("lmms-lab/vstar-bench",) and BENCHMARKS["pope"].fallback_ids == ("lmms-lab/POPE",)
+    with pytest.raises(ValueError, match="Unknown benchmark 'vstr' \\(did you mean 'vstar'"): get_benchmark("vstr")
+
+
+def test_hub_id_fallback(monkeypatch):
+    """When the new id cannot be loaded (not cached, offline), the old one is tried; when none loads, one clear line."""
+    import locus.evaluate as ev
+    tried = []
+    def fake(src, config, split, limit):
+        tried.append(src)
+        if src.startswith("lmms-lab-encoder/"): raise FileNotFoundError(f"Dataset '{src}' doesn't exist on the Hub or cannot be accessed")
+        return ["row"]
+    monkeypatch.setattr(ev, "load_rows", fake)
+    assert get_benchmark("pope").load() == ["row"] and tried == ["lmms-lab-encoder/POPE", "lmms-lab/POPE"]
+    monkeypatch.setattr(ev, "load_rows", lambda *a: (_ for _ in ()).throw(ConnectionError("offline")))
+    with pytest.raises(FileNotFoundError, match=r"vstar: none of its hub ids loads \(lmms-lab-encoder/vstar-bench: ConnectionError: offline; lmms-lab/vstar-bench: .*--sources vstar=PATH"):
+        get_benchmark("vstar").load()
+
+
+def test_generation_limits_follow_protocol_and_model():
+    v, h = get_benchmark("vstar"), get_benchmark("hrbench4k")
+    assert (v.generation_limit(), v.generation_limit(thinking=True)) == (16, 1024)
+    assert (h.generation_limit(), get_benchmark("hrbench4k", protocol="lmms").generation_limit()) == (256, 32768)
+    assert get_benchmark("refcoco_val", protocol="lmms").generation_limit(thinking=True) == 32768
+    with pytest.raises(ValueError, match="protocol 'lmm'"): get_benchmark("vstar", protocol="lmm")
 
 
 def test_load_rows_local_file_and_save_to_disk(fx, tmp_path):
@@ -118,7 +158,7 @@ def test_extract_yes_no(text, yn):
 # ---------------------------------------------------------------- metrics by hand
 def test_pope_metrics_by_hand():
     pairs = [("yes", "yes"), ("yes", "yes"), ("yes", "no"), ("no", "yes"), (None, "yes"), ("no", "no"), ("no", "no")]
-    recs = [dict(parsed=p, answer=t, correct=p == t) for p, t in pairs]
+    recs = [dict(parsed=p, target=t, correct=p == t) for p, t in pairs]
     # TP 2, FP 1, positives 4, correct 4 of 7, yes predictions 3 of 7
     p, r = 2 / 3, 2 / 4
     assert pope_metrics(recs) == {"accuracy": round(400 / 7, 2), "precision": round(100 * p, 2), "recall": 50.0,
@@ -128,14 +168,16 @@ def test_pope_metrics_by_hand():
 def test_accuracy_and_hrbench_cycle_mean_by_hand():
     recs = [dict(correct=c, category=k, cycle_category=g) for c, k, g in
             [(True, "single", "a"), (False, "single", "a"), (True, "cross", "b"), (True, "cross", "b"), (False, "cross", "c")]]
-    assert accuracy(recs) == {"overall": 60.0, "n": 5, "cross": round(200 / 3, 2), "single": 50.0}
+    assert accuracy(recs) == {"overall": 60.0, "n": 5, "cross": round(200 / 3, 2), "single": 50.0, "n_by": {"cross": 3, "single": 2}}
     assert cycle_mean(recs) == round(100 * (0.5 + 1.0 + 0.0) / 3, 2)
     m = get_benchmark("hrbench4k").metrics(recs)
     assert m["single"] == 50.0 and m["cross"] == 50.0 and m["average"] == 50.0
 
 
 def test_box_metrics_by_hand():
-    assert box_metrics([1.0, 0.6, 0.5, 0.2, 0.0]) == {"miou": 46.0, "acc@0.5": 60.0, "acc@0.75": 20.0, "n": 5}
+    recs = [dict(iou=v, center=c) for v, c in [(1.0, True), (0.6, True), (0.5, False), (0.2, True), (0.0, False)]]
+    assert box_metrics(recs) == {"miou": 46.0, "acc@0.1": 80.0, "acc@0.3": 60.0, "acc@0.5": 60.0, "acc@0.7": 20.0,
+                                 "acc@0.9": 20.0, "center_acc": 60.0, "n": 5}
 
 
 def test_refcoco_scoring_in_the_model_frame(fx):
@@ -151,8 +193,10 @@ def test_refcoco_scoring_in_the_model_frame(fx):
     s = b.score(it, str(half), Ctx("resized", budget))
     assert abs(s["iou"] - 0.5) < 0.03
     s = b.score(it, "somewhere on the left", Ctx("resized", budget))
-    assert s == dict(parsed=None, correct=False, iou=0.0, why="no box in the answer")
-    lm = get_benchmark("refcoco_val", box_prompt="lmms")
+    assert s == dict(parsed=None, correct=False, iou=0.0, center=False, why="no box in the answer")
+    s = b.score(it, "[0, 0, 1, 1]", Ctx("resized", budget))   # the whole image: its centre is in no small box
+    assert s["center"] is False or center_in(it.answer, [0, 0, 1, 1])
+    lm = get_benchmark("refcoco_val", protocol="lmms")
     assert lm.score(it, str(it.answer), Ctx("resized", budget))["iou"] > 0.999
 
 
@@ -199,10 +243,10 @@ def test_batched_equals_one_at_a_time(fx, tiny):
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     from locus.evaluate import evaluate
-    def slow(model, processor, items, bench, max_new_tokens, **kw):
+    def predict(model, processor, items, bench, max_new_tokens, **kw):   # the resumed run's mode has the same name
         time.sleep(0.4)
         return [{"raw": "A", "passes": 1, "new_tokens": 1} for it in items]
-    evaluate(None, None, "vstar", sys.argv[1], source=sys.argv[2], batch_size=1, mode=slow, progress=False)
+    evaluate(None, None, "vstar", sys.argv[1], source=sys.argv[2], batch_size=1, mode=predict, progress=False)
     """)
 
 
@@ -250,7 +294,7 @@ def test_unparseable_is_wrong_with_reason_and_inference_errors_are_isolated(fx, 
     m = evaluate(None, None, "vstar", tmp_path / "run", source=fx / "vstar", batch_size=4, mode=flaky, progress=False)
     recs = {r["id"]: r for r in RunLog(tmp_path / "run" / "predictions.jsonl").of("vstar")}
     assert recs["2"]["error"] == "inference" and "processor rejected" in recs["2"]["why"]
-    assert recs["0"]["why"] == "no option letter in the answer" and recs["0"]["correct"] is False
+    assert recs["0"]["why"] == "no option chosen (no option letter or option text)" and recs["0"]["correct"] is False
     assert (m["n"], m["image_errors"], m["inference_errors"], m["unparsed"]) == (4, 1, 1, 2)
 
 
@@ -292,11 +336,105 @@ def test_eval_cli_end_to_end_on_the_tiny_model(fx, tmp_path, capsys):
     eval_cli(model="tiny", benchmarks="vstar,pope", out=str(tmp_path / "run"), quiet=True, max_new_tokens=4,
              sources=f"vstar={fx / 'vstar'},pope={fx / 'pope'}")
     printed = capsys.readouterr().out
-    assert "| vstar | overall |" in printed and "| pope | overall/f1 |" in printed
+    assert "| vstar | locus | overall |" in printed and "| pope | locus | overall/f1 |" in printed
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["vstar"]["n"] == 4 and metrics["pope"]["image_errors"] == 1
     assert (tmp_path / "run" / "metrics.md").read_text().count("| vstar |") == 3
-    with pytest.raises(SystemExit): eval_cli(model="tiny", benchmarks="vstar", sources="pope=/x", out=str(tmp_path / "r2"))
+    assert eval_cli(model="tiny", benchmarks="vstar", sources="pope=/x", out=str(tmp_path / "r2")) == 2
+    assert "--sources names benchmarks not in --benchmarks: ['pope']" in capsys.readouterr().err
+
+
+def _own_data(root):
+    import skimage.data
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("coffee", "chelsea", "astronaut"):
+        Image.fromarray(getattr(skimage.data, name)()).save(root / f"{name}.png")
+    rows = [{"q": "What colour is the cup?", "choices": ["red", "white", "blue"], "gold": "white", "img": "coffee.png"},
+            {"q": "What animal is this?", "choices": ["(A) dog", "(B) cat"], "gold": "B", "img": "chelsea.png"},
+            {"q": "What is she wearing?", "choices": {"A": "a spacesuit", "B": "a dress"}, "gold": "A", "img": "astronaut.png"},
+            {"q": "Is the cup red?", "choices": ["yes", "no"], "gold": "no", "img": "gone.png"}]
+    (root / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root / "mine.jsonl"
+
+
+def test_own_benchmark_through_the_cli(tmp_path, capsys):
+    """A user's JSONL with their own column names, photos of different sizes, one missing image: run, resume, refuse."""
+    from locus.cli import main
+    data = _own_data(tmp_path / "data")
+    cols = "question=q,options=choices,answer=gold,image=img"
+    run = str(tmp_path / "run")
+    argv = ["eval", "tiny", "--benchmarks", "mine", "--sources", f"mine={data}", "--columns", cols, "--out", run,
+            "--max_new_tokens", "4", "--quiet"]
+    assert main(argv) == 0
+    recs = {r["id"]: r for r in RunLog(Path(run) / "predictions.jsonl").of("mine")}
+    assert [recs[k]["target"] for k in "0123"] == ["B", "B", "A", "B"]
+    assert recs["3"]["error"] == "image" and recs["3"]["why"] == f"not found: {(tmp_path / 'data' / 'gone.png').resolve()}"
+    assert json.loads((Path(run) / "settings.json").read_text())["mine"]["kind"] == "mc"
+    assert "| mine | locus | overall |" in capsys.readouterr().out
+    assert main(argv) == 0                                                   # same settings: resumes, adds nothing
+    assert len((Path(run) / "predictions.jsonl").read_text().splitlines()) == 4
+    capsys.readouterr()
+    assert main(argv + ["--protocol", "lmms"]) == 2                          # other settings: refused, the difference named
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its mine predictions were made with" in err and "protocol='locus' (now 'lmms')" in err
+    assert main(argv[:6] + ["--out", str(tmp_path / "r3")]) == 2            # no --columns: the columns found, the mapping expected
+    err = capsys.readouterr().err
+    assert "no column for question (column 'question')" in err and "found columns: q, choices, gold, img" in err
+    assert "--columns question=COLUMN" in err and err.count("\n") == 1
+    assert main(argv[:6] + ["--columns", "questoin=q", "--out", str(tmp_path / "r4")]) == 2
+    assert "unknown field(s) ['questoin']" in capsys.readouterr().err
+
+
+def test_own_benchmark_yes_no_grounding_and_a_dataset_object(tmp_path, tiny):
+    from datasets import Dataset
+    from locus.evaluate import OwnBenchmark
+    import skimage.data
+    im = Image.fromarray(skimage.data.coffee())                            # 600 x 400
+    ds = Dataset.from_list([{"question": "the cup", "answer": [150.0, 100.0, 300.0, 300.0], "image": {"bytes": _png(im), "path": None}},
+                            {"question": "the saucer", "answer": [0.1, 0.5, 0.6, 0.9], "image": {"bytes": _png(im), "path": None}}])
+    g = OwnBenchmark("boxes")
+    items = list(g.items(g.load(ds)))
+    assert g.kind == "grounding" and [round(v, 3) for v in items[0].answer] == [0.25, 0.25, 0.5, 0.75]
+    assert [round(v, 3) for v in items[1].answer] == [0.1, 0.5, 0.6, 0.9]
+    s = g.score(items[0], "[0.25, 0.25, 0.5, 0.75]", Ctx("resized", {"min_pixels": 3136, "max_pixels": 50176, "factor": 28}))
+    assert s["iou"] > 0.999 and s["center"]
+    yn = OwnBenchmark("yn", protocol="lmms")
+    items = list(yn.items(yn.load(Dataset.from_list([{"question": "Is there a cup?", "answer": "Yes", "image": {"bytes": _png(im), "path": None}}]))))
+    assert yn.kind == "yesno" and items[0].answer == "yes"
+    assert yn.score(items[0], "Yes.", Ctx())["correct"] is False and yn.score(items[0], "yes", Ctx())["correct"] is True
+
+
+def _png(im):
+    import io
+    b = io.BytesIO(); im.save(b, format="PNG"); return b.getvalue()
+
+
+def test_run_folder_refuses_another_model_or_mode(fx, tmp_path, capsys):
+    from locus.cli import main
+    run = str(tmp_path / "run")
+    base = ["eval", "tiny", "--benchmarks", "pope", "--sources", f"pope={fx / 'pope'}", "--out", run, "--max_new_tokens", "3", "--quiet"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--mode", "dualfocus"]) == 2
+    assert "mode='direct' (now 'dualfocus')" in capsys.readouterr().err
+    from locus.evaluate import check_settings, RunMismatch
+    with pytest.raises(RunMismatch, match="its pope predictions were made with model='tiny' \\(now 'other'\\)"):
+        check_settings(run, "vstar", {"model": "other"}, RunLog(Path(run) / "predictions.jsonl"))
+
+
+def test_lmms_protocol_records_pixels_and_truncation(fx, tmp_path, tiny):
+    model, processor = tiny
+    m = evaluate(model, processor, "vstar", tmp_path / "run", source=fx / "vstar", protocol="lmms", max_new_tokens=3, progress=False)
+    meta = json.loads((tmp_path / "run" / "metrics.json").read_text())["vstar"]
+    assert meta["settings"]["pixels"] == [200_704, 1_605_632] and meta["protocol"] == "lmms"
+    recs = RunLog(tmp_path / "run" / "predictions.jsonl").of("vstar")
+    assert all(r["protocol"] == "lmms" for r in recs)
+    ran = [r for r in recs if r["error"] is None]
+    assert all(r["truncated"] == (r["new_tokens"] == 3) for r in ran) and m["truncated"] == sum(r["truncated"] for r in ran)
+    md = (tmp_path / "run" / "metrics.md").read_text()
+    assert "| vstar | lmms | direct_attributes |" in md
+    n_attr = sum(r["category"] == "direct_attributes" for r in recs)
+    assert f"| vstar | lmms | direct_attributes | {m['metrics']['direct_attributes']:.2f} | {n_attr} |" in md   # its own n
 
 
 def test_lora_adapter_and_merged_models_run_through_the_harness(fx, tiny, tmp_path):
