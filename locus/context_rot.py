@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .boxes import iou, xywh_to_xyxy
-from .evaluate import (BENCHMARKS, Benchmark, Item, MultipleChoice, RunLog, accuracy, evaluate, generate, item_messages,
-                            model_ctx, flips)
+from .answers import accuracy
+from .benchmarks import BENCHMARKS, Benchmark, Item, MultipleChoice, item_messages
+from .evaluate import RunLog, evaluate, flips, generate, model_ctx
 
 # %% auto #0
 __all__ = ['GROUNDING_PROMPT', 'suppress_outside', 'suppress_item', 'suppression_table', 'grounding_predict', 'iou_bucket',

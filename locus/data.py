@@ -400,7 +400,7 @@ class ProxyConfig:
     seed: int = 0 # cues and the split
     cue: CueConfig = field(default_factory=CueConfig) # how cues are sampled
     prompt: str | None = None # None: `proxy_prompt(frame)`
-    image_format: str = "jpeg" # ours: "jpeg" (quality 95) or "png" (lossless, compress level 1: ~3x slower to write, ~4x larger)
+    image_format: str = "jpeg" # ours: "jpeg" (quality 95) or "png" (lossless, compress level 1: ~2.5x slower to build, bench/cues_bench.txt; ~4x larger)
     def __post_init__(self):
         if self.frame not in FRAMES: raise ValueError(f"ProxyConfig.frame: unknown box frame {self.frame!r}; expected one of {FRAMES}")
         if self.image_format not in ("png", "jpeg"): raise ValueError(f"ProxyConfig.image_format must be 'png' or 'jpeg', got {self.image_format!r}")

@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 
 from .boxes import clip_box, convert_box, is_valid_box, resized_size
 from .reward import parse_box
-from .evaluate import Benchmark, Ctx, Item, generate, item_messages, model_ctx, _device
+from .benchmarks import Benchmark, Ctx, Item, item_messages
+from .evaluate import generate, model_ctx, _device
 
 # %% auto #0
 __all__ = ['BOX_PROMPT', 'square_enlarge', 'read_box', 'choose_answer', 'option_loss', 'union_box', 'dualfocus_predict']

@@ -17,7 +17,8 @@ from PIL import Image
 from .boxes import iou, xywh_to_xyxy
 from .context_rot import NeedleProbe
 from .data import COLORS, make_scene
-from .evaluate import BENCHMARKS, Item, MultipleChoice, accuracy, extract_yes_no
+from .answers import accuracy, extract_yes_no
+from .benchmarks import BENCHMARKS, Item, MultipleChoice
 from .reward import parse_box
 
 # %% auto #0

@@ -82,7 +82,7 @@ class LocusConfig:
     mix: str | None = _opt(None, "Override the size mix, e.g. 'tiny=0.5,small=0.5'.")
     cue_seed: int = _opt(0, "Seed of the cue sampling and the train/validation split.")
     cache_dir: str = _opt("~/.cache/locus", "Built proxy data sets (and the tiny model) are cached here.")
-    image_format: str = _opt("jpeg", "How proxy images are stored: 'jpeg' (quality 95, see 03_data) or 'png' (lossless, ~2.5x slower to build).")
+    image_format: str = _opt("jpeg", "How proxy images are stored: 'jpeg' (quality 95, see 03_data) or 'png' (lossless, ~2.5x slower to build: bench/cues_bench.txt).")
     # --- logging
     iou_weight: float = _opt(0.9, "Weight of the IoU reward (paper: 0.9).")
     format_weight: float = _opt(0.1, "Weight of the format reward (paper: 0.1).")

@@ -138,3 +138,19 @@ def test_config_validation():
 def test_import_is_light():
     code = "import sys, locus.cues, locus.data; bad = [m for m in ('torch', 'torchvision', 'bitsandbytes', 'transformers', 'datasets') if m in sys.modules]; print(bad)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_png_build_cost_quoted_is_the_measured_one():
+    """'~2.5x slower to build' (03_data, 05_train's --image_format help) is what bench/cues_bench.txt measured."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    rows = re.findall(r"^(1 MP .+?)\s+(jpeg|png)\s+on\s+(?:1\s+)?([\d.]+)\s+[\d.]+$", (root / "bench/cues_bench.txt").read_text(), re.M)
+    runs, ratios = {}, []
+    for src, fmt, ms in rows:
+        if fmt == "jpeg" and (src, "png") in runs: runs = {}
+        runs[(src, fmt)] = float(ms)
+        if (src, "png") in runs and (src, "jpeg") in runs: ratios.append(runs[(src, "png")] / runs[(src, "jpeg")])
+    assert len(ratios) >= 3 and all(2.2 <= r <= 2.8 for r in ratios), ratios
+    for nb in ("03_data", "05_train"):
+        assert "~2.5x slower to build" in (root / "nbs" / f"{nb}.ipynb").read_text()

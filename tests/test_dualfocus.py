@@ -14,7 +14,8 @@ from locus.boxes import xywh_to_xyxy
 from locus.context_rot import (NeedleProbe, grounding_vs_correctness, iou_bucket, needle_curve, suppress_item,
                                suppress_outside, suppression_table)
 from locus.dualfocus import choose_answer, option_loss, read_box, square_enlarge, union_box
-from locus.evaluate import Ctx, RunLog, evaluate, get_benchmark, load_rows, write_fixture
+from locus.evaluate import Ctx, RunLog, evaluate, get_benchmark, load_rows
+from locus.fixtures import write_fixture
 
 
 @pytest.fixture(scope="module")

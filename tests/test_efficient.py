@@ -92,3 +92,14 @@ def test_committed_gpu_results_schema():
     for r in rows:
         for k in ("model", "path", "workload", "peak_alloc_gib", "step_s", "decode_ms", "floor_ms", "gpu"): assert r[k] is not None, (r["path"], k)
         assert r["gpu"].startswith("NVIDIA")
+
+
+def test_05a_intro_figures_are_the_committed_measurements():
+    """The figures 05a's introduction quotes for plain TRL on the 7B are bench/results/gpu.json's, as rounded there."""
+    root = Path(__file__).resolve().parents[1]
+    r = next(r for r in json.loads((root / "bench/results/gpu.json").read_text()) if (r["model"], r["path"]) == ("7b", "plain"))
+    intro = json.loads((root / "nbs/05a_efficient.ipynb").read_text())["cells"][2]["source"]
+    text = " ".join("".join(intro).split())
+    for figure in (f"{r['step_s']:.1f} s", f"{r['peak_alloc_gib']:.2f} GiB", f"{100 * r['gen_share']:.0f}% of the time",
+                   f"{r['decode_ms']:.1f} ms a token", f"{r['floor_ms']:.1f} ms"):
+        assert figure in text, figure

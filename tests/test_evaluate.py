@@ -12,9 +12,10 @@ from PIL import Image
 
 from locus.boxes import convert_box, resized_size, iou
 from locus.answers import center_in
-from locus.evaluate import (BENCHMARKS, Ctx, RunLog, accuracy, box_metrics, compare_cli, compare_runs, cycle_mean,
-                            eval_cli, evaluate, extract_letter, extract_yes_no, flips, generate, get_benchmark,
-                            item_messages, load_image, load_rows, pope_metrics, write_fixture, write_metrics)
+from locus.answers import accuracy, box_metrics, cycle_mean, extract_letter, extract_yes_no, pope_metrics
+from locus.benchmarks import BENCHMARKS, Ctx, get_benchmark, item_messages, load_image, load_rows
+from locus.evaluate import RunLog, compare_cli, compare_runs, eval_cli, evaluate, flips, generate, write_metrics
+from locus.fixtures import write_fixture
 
 UPSTREAM = {  # column names of each hub data set, in hub order (lmms-eval task yaml: dataset_path)
     "vstar": ["image", "text", "label", "question_id", "category", "bbox", "target_object"],
@@ -98,7 +99,7 @@ def test_registry_uses_lmms_eval_hub_ids():
 
 def test_hub_id_fallback(monkeypatch):
     """When the new id cannot be loaded (not cached, offline), the old one is tried; when none loads, one clear line."""
-    import locus.evaluate as ev
+    import locus.benchmarks as ev
     tried = []
     def fake(src, config, split, limit):
         tried.append(src)
@@ -387,7 +388,7 @@ def test_own_benchmark_through_the_cli(tmp_path, capsys):
 
 def test_own_benchmark_yes_no_grounding_and_a_dataset_object(tmp_path, tiny):
     from datasets import Dataset
-    from locus.evaluate import OwnBenchmark
+    from locus.benchmarks import OwnBenchmark
     import skimage.data
     im = Image.fromarray(skimage.data.coffee())                            # 600 x 400
     ds = Dataset.from_list([{"question": "the cup", "answer": [150.0, 100.0, 300.0, 300.0], "image": {"bytes": _png(im), "path": None}},
@@ -468,7 +469,7 @@ def test_image_size_is_bounded_and_odd_modes_convert(monkeypatch):
     import io
     import numpy as np
     from PIL import Image
-    import locus.evaluate as E
+    import locus.benchmarks as E
     buf = io.BytesIO(); Image.new("RGB", (40, 30)).save(buf, format="PNG")
     monkeypatch.setattr(E, "MAX_IMAGE_PIXELS", 1000)
     im, why = E.load_image({"bytes": buf.getvalue(), "path": None})
