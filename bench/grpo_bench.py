@@ -78,7 +78,8 @@ def build_model(name: str, path: Path) -> Path:
 def workload_dataset(name: str, n: int = 64):
     "A data set of `n` rows of the workload (locus: the proxy prompt with a scene and a crop; unsloth: one image, a question)."
     from datasets import Dataset
-    from locus.data import make_scene, proxy_prompt
+    from locus.data import proxy_prompt
+    from locus.scenes import make_scene
     w = WORKLOADS[name]; rows = []
     for i in range(n):
         scene = make_scene(i, canvas=w["image"], n_objects=8)

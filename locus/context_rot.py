@@ -114,7 +114,7 @@ class NeedleProbe(MultipleChoice):
         return rows[:limit] if limit else rows
 
     def to_items(self, row, i):
-        from locus.data import COLORS, SHAPES, TEXTURES, make_scene
+        from locus.scenes import COLORS, SHAPES, TEXTURES, make_scene
         f, d, k = row["frac"], row["n_distractors"], row["k"]
         world = dict(shapes=self.shapes or SHAPES, textures=self.textures or TEXTURES)
         for attempt in range(200):

@@ -13,12 +13,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from .boxes import FRAMES, convert_box, resized_size, pixel_budget, xywh_to_xyxy, is_valid_box
 from .cues import CueConfig, sample_cues, to_rgb, SIZE_CLASSES
+from .scenes import COLORS, SHAPES, TEXTURES, Scene, make_scene
 
 # %% auto #0
-__all__ = ['MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'COLORS', 'SHAPES', 'TEXTURES', 'GLYPHS', 'SPLITS', 'ImageError', 'load_image',
-           'safe_path', 'SourceImage', 'Skips', 'skip_summary', 'CocoSource', 'HFSource', 'FolderSource', 'SceneObject',
-           'Scene', 'make_scene', 'SyntheticSource', 'proxy_prompt', 'ProxyConfig', 'class_quota', 'proxy_features',
-           'proxy_rows', 'cache_key', 'build_proxy_dataset', 'check_pixel_budget']
+__all__ = ['MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'SPLITS', 'ImageError', 'load_image', 'safe_path', 'SourceImage', 'Skips',
+           'skip_summary', 'CocoSource', 'HFSource', 'FolderSource', 'SyntheticSource', 'proxy_prompt', 'ProxyConfig',
+           'class_quota', 'proxy_features', 'proxy_rows', 'cache_key', 'build_proxy_dataset', 'check_pixel_budget']
 
 # %% ../nbs/03_data.ipynb #e387c754
 MAX_IMAGE_PIXELS = 100_000_000   # ours: 100 MP (an 8K frame is 33 MP; COCO images are at most 640 px a side)
@@ -252,115 +252,6 @@ class FolderSource:
         h = hashlib.sha256()
         for p in self.files: st = p.stat(); h.update(f"{p.relative_to(self.root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return dict(kind="folder", root=str(self.root), files=len(self.files), listing_sha256=h.hexdigest())
-
-# %% ../nbs/03_data.ipynb #937714a9
-COLORS: dict[str, tuple] = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 210, 40),
-                            "orange": (245, 140, 30), "purple": (140, 60, 180), "white": (245, 245, 245), "black": (20, 20, 20),
-                            "cyan": (40, 200, 210), "pink": (240, 120, 180)}
-
-SHAPES: tuple = ("circle", "square", "triangle", "diamond", "star", "cross", "ring", "glyph")
-
-TEXTURES: tuple = ("solid", "stripes", "checker", "dots")
-
-GLYPHS = "ABCDEFGHKMNPRSTUVWXYZ23456789"
-
-@dataclass
-class SceneObject:
-    "One drawn object with its attributes and exact box (the tight box of its drawn pixels)."
-    shape: str
-    color: str
-    texture: str
-    box: tuple # xyxy, pixels, exclusive right/bottom: the drawn pixels' tight box
-    area_frac: float # box area / canvas area
-    position: str # where its centre is on a 3x3 grid: "top-left", "top", ..., "center", ..., "bottom-right"
-    glyph: str | None = None # the letter, for shape "glyph"
-
-@dataclass
-class Scene:
-    "A synthetic image and its objects; `objects[0]` is the target when `target_frac` was given."
-    image: Image.Image
-    objects: list
-
-def _shape_mask(shape: str, s: int, rng, glyph: str | None = None) -> Image.Image:
-    "An `s x s` 'L' mask of one shape."
-    m = Image.new("L", (s, s), 0); d = ImageDraw.Draw(m); e = s - 1
-    if shape == "circle": d.ellipse([0, 0, e, e], fill=255)
-    elif shape == "square": d.rectangle([0, 0, e, e], fill=255)
-    elif shape == "triangle": d.polygon([(e / 2, 0), (e, e), (0, e)], fill=255)
-    elif shape == "diamond": d.polygon([(e / 2, 0), (e, e / 2), (e / 2, e), (0, e / 2)], fill=255)
-    elif shape == "star":
-        pts = [(e / 2 + (e / 2 if k % 2 == 0 else e / 5) * math.sin(k * math.pi / 5), e / 2 - (e / 2 if k % 2 == 0 else e / 5) * math.cos(k * math.pi / 5)) for k in range(10)]
-        d.polygon(pts, fill=255)
-    elif shape == "cross": t = max(2, s // 3); d.rectangle([(s - t) // 2, 0, (s - t) // 2 + t - 1, e], fill=255); d.rectangle([0, (s - t) // 2, e, (s - t) // 2 + t - 1], fill=255)
-    elif shape == "ring": d.ellipse([0, 0, e, e], fill=255); w = max(2, s // 5); d.ellipse([w, w, e - w, e - w], fill=0)
-    elif shape == "glyph":
-        font = ImageFont.load_default(size=max(8, int(s * 1.2)))
-        bb = d.textbbox((0, 0), glyph, font=font); tw, th = bb[2] - bb[0], bb[3] - bb[1]
-        d.text(((s - tw) / 2 - bb[0], (s - th) / 2 - bb[1]), glyph, fill=255, font=font)
-    else: raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
-    return m
-
-def _texture(texture: str, s: int, color: tuple) -> np.ndarray:
-    "An `s x s x 3` patch of a colour with a texture (darkened pattern pixels)."
-    yy, xx = np.mgrid[:s, :s]; p = max(3, s // 6)
-    pat = {"solid": np.zeros((s, s), bool), "stripes": (xx + yy) // p % 2 == 1, "checker": (xx // p + yy // p) % 2 == 1,
-           "dots": ((xx % p - p / 2) ** 2 + (yy % p - p / 2) ** 2) < (p / 3) ** 2}[texture]
-    c = np.array(color, dtype=np.float64)
-    return np.where(pat[..., None], c * 0.55, c).astype(np.uint8)
-
-def _background(W: int, H: int, rng, clutter: int) -> np.ndarray:
-    "A cluttered background: low-frequency colour, random lines and blobs, fine noise."
-    low = Image.fromarray(rng.integers(60, 200, size=(6, 8, 3), dtype=np.uint8)).resize((W, H), Image.BICUBIC)
-    d = ImageDraw.Draw(low)
-    for _ in range(clutter):
-        c = tuple(int(v) for v in rng.integers(50, 210, 3))
-        if rng.random() < 0.5:
-            d.line([tuple(rng.integers(0, (W, H))), tuple(rng.integers(0, (W, H)))], fill=c, width=int(rng.integers(1, 4)))
-        else:
-            x, y, r = int(rng.integers(0, W)), int(rng.integers(0, H)), int(rng.integers(10, max(11, min(W, H) // 6)))
-            d.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v * 0.9 + 10) for v in c))
-    a = np.asarray(low, dtype=np.int16) + rng.integers(-12, 13, size=(H, W, 3), dtype=np.int16)
-    return np.clip(a, 0, 255, out=a).astype(np.uint8)
-
-def _position(cx: float, cy: float, W: int, H: int) -> str:
-    "Name of the 3x3 cell a point is in."
-    r, c = min(2, int(3 * cy / H)), min(2, int(3 * cx / W))
-    return [["top-left", "top", "top-right"], ["left", "center", "right"], ["bottom-left", "bottom", "bottom-right"]][r][c]
-
-def make_scene(seed: int = 0, # with `index`, determines the scene
-               canvas: tuple = (640, 480), # (width, height) in pixels
-               n_objects: int = 8, # objects drawn (target included)
-               target_frac: float | None = None, # area fraction of `objects[0]`'s box (the needle); None: like the others
-               sizes: tuple = (0.001, 0.04), # area-fraction range of the other objects (log-uniform)
-               clutter: int | None = None, # background lines and blobs (not objects: they have no boxes); None: 40 per 640 x 480, scaled by area
-               index: int = 0, # scene number within a seeded series
-               shapes: Sequence[str] = SHAPES, colors: Sequence[str] = tuple(COLORS), textures: Sequence[str] = TEXTURES,
-              ) -> Scene:
-    "A cluttered synthetic image with `n_objects` non-overlapping objects, each with exact box and attributes."
-    W, H = canvas
-    if clutter is None: clutter = max(1, round(40 * W * H / (640 * 480)))   # the same clutter density at every canvas size
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 0x5CE7E]))
-    img = _background(W, H, rng, clutter)
-    taken, objs = np.zeros((H, W), bool), []
-    for k in range(n_objects):
-        frac = target_frac if (k == 0 and target_frac is not None) else math.exp(rng.uniform(*np.log(sizes)))
-        s = max(8, int(round(math.sqrt(frac * W * H))))
-        if s > min(W, H): raise ValueError(f"an object of area fraction {frac:.3g} ({s} px a side) does not fit a {W}x{H} canvas")
-        shape, color, tex = str(rng.choice(list(shapes))), str(rng.choice(list(colors))), str(rng.choice(list(textures)))
-        glyph = str(rng.choice(list(GLYPHS))) if shape == "glyph" else None
-        for _ in range(500):
-            x, y = int(rng.integers(0, W - s + 1)), int(rng.integers(0, H - s + 1))
-            if not taken[max(0, y - 2):y + s + 2, max(0, x - 2):x + s + 2].any(): break
-        else: raise ValueError(f"could not place {n_objects} objects on a {W}x{H} canvas without overlap (placed {k}): use fewer or smaller objects")
-        mask = np.asarray(_shape_mask(shape, s, rng, glyph)) > 127
-        ys, xs = np.nonzero(mask)
-        patch = _texture(tex, s, COLORS[color])
-        region = img[y:y + s, x:x + s]; region[mask] = patch[mask]
-        taken[y:y + s, x:x + s] = True
-        box = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
-        area = (box[2] - box[0]) * (box[3] - box[1])
-        objs.append(SceneObject(shape, color, tex, box, area / (W * H), _position((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, W, H), glyph))
-    return Scene(Image.fromarray(img), objs)
 
 # %% ../nbs/03_data.ipynb #adced0cb
 class SyntheticSource:

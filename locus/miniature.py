@@ -16,7 +16,7 @@ from PIL import Image
 
 from .boxes import iou, xywh_to_xyxy
 from .context_rot import NeedleProbe
-from .data import COLORS, make_scene
+from .scenes import COLORS, make_scene
 from .answers import accuracy, extract_yes_no
 from .benchmarks import BENCHMARKS, Item, MultipleChoice
 from .reward import parse_box

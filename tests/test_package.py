@@ -41,6 +41,6 @@ def test_cycle_detector_finds_a_circle(tmp_path):
 
 
 def test_evaluation_modules_stay_small():
-    for name in ("answers", "benchmarks", "fixtures", "evaluate", "dualfocus"):
+    for name in ("answers", "benchmarks", "fixtures", "evaluate", "dualfocus", "scenes", "data"):
         n = len((PKG / f"{name}.py").read_text().splitlines())
-        assert n <= 480, f"locus/{name}.py has {n} lines"
+        assert n <= 490, f"locus/{name}.py has {n} lines"
