@@ -255,3 +255,12 @@ def test_built_pages_show_exported_code():
     assert 'LOCUS_GRPO_DEFAULTS: dict[str, Any] = dict(' in text('train.html') and 'PRESETS' in text('cues.html')
     assert 'Not run when this page was built' in text('eval.html')
     assert 'md-grid' in (BUILT/'assets'/'locus.css').read_text() and 'data-md-component="source"' not in (BUILT/'boxes.html').read_text()
+
+
+def test_check_flags_unstyled_dataframes(tmp_path):
+    """A page with a pandas table and no `table.dataframe` rule is a defect; the shipped stylesheet has the rule."""
+    (tmp_path / "page.html").write_text('<div class="output-html"><table border="1" class="dataframe"><tr><td>1</td></tr></table></div>')
+    (tmp_path / "site.css").write_text(".md-typeset table:not([class]) { font-size: .8rem; }")
+    assert docs.check_dataframe_style(tmp_path) and "page.html" in docs.check_dataframe_style(tmp_path)[0]
+    (tmp_path / "locus.css").write_text((ROOT / "tools/docs_assets/locus.css").read_text())
+    assert docs.check_dataframe_style(tmp_path) == []

@@ -675,7 +675,15 @@ def check_site(site, c):
         if page in parsed: errs += check_cells(page, nb, ''.join(parsed[page].text), c)
     for css in site.rglob('*.css'):
         if re.search(r'url\(\s*["\']?(https?:)?//', css.read_text(encoding='utf-8')): errs.append(f'{css}: fetches from the internet')
-    return errs
+    return errs + check_dataframe_style(site)
+
+def check_dataframe_style(site):
+    "DataFrame tables (class `dataframe`, which Material's table rules skip) need the site's own `table.dataframe` style."
+    frames = sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html') if 'class="dataframe"' in p.read_text(encoding='utf-8'))
+    css = ''.join(p.read_text(encoding='utf-8') for p in site.rglob('*.css'))
+    if frames and 'table.dataframe' not in css:
+        return [f'{frames[0]}: DataFrame tables on {len(frames)} page(s) but no `table.dataframe` style: they render unstyled']
+    return []
 
 def check_readme(text, root):
     "README.md: GitHub markdown with no nbdev or Quarto leftovers, code fences with a language, local files present."
