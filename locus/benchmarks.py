@@ -100,7 +100,12 @@ def load_rows(source, # hub id (e.g. "lmms-lab-encoder/POPE"), a local path (sav
             kind = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}.get(p.suffix)
             if kind is None: raise ValueError(f"{p}: expected a .parquet, .json, .jsonl or .csv file, or a data set directory")
             ds = load_dataset(kind, data_files=str(p), split="train")
-        else: ds = load_dataset(str(p), config, split=split)
+        else:   # a hub-style snapshot: its files by absolute path, so two folders of one name never share a cache entry
+            from datasets import load_dataset_builder
+            b = load_dataset_builder(str(p), config)
+            files = b.config.data_files or {}
+            if split not in files: raise ValueError(f"{p}: no split {split!r} (found {', '.join(sorted(files)) or 'no data files'})")
+            ds = load_dataset(b.name, data_files={split: list(files[split])}, split=split)
     else: ds = load_dataset(str(source), config, split=split)
     if limit is not None: ds = ds.select(range(min(limit, len(ds))))
     return _undecoded(ds)

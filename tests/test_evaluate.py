@@ -479,3 +479,14 @@ def test_image_size_is_bounded_and_odd_modes_convert(monkeypatch):
                 Image.new("LA", (8, 8)), Image.new("P", (8, 8))):
         im, why = E.load_image(src)
         assert why is None and im.mode == "RGB", (src.mode, why)
+
+
+def test_two_local_copies_with_one_name_never_share_a_cache_entry(tmp_path):
+    """Hub-style snapshot folders are read by their files' absolute paths: `a/hrbench4k` and `b/hrbench4k` differ."""
+    a = write_fixture("hrbench4k", tmp_path / "a" / "hrbench4k", n=3)
+    b = write_fixture("hrbench4k", tmp_path / "b" / "hrbench4k", n=5)
+    bench = get_benchmark("hrbench4k")
+    assert (len(bench.load(a)), len(bench.load(b)), len(bench.load(a))) == (3, 5, 3)
+    c = write_fixture("hrbench4k", tmp_path / "a" / "hrbench4k", n=2, seed=1)   # the same folder, rewritten
+    assert len(bench.load(c)) == 2
+    with pytest.raises(ValueError, match="no split 'hrbench_8k'"): load_rows(a, "hrbench_version_split", "hrbench_8k")
