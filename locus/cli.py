@@ -81,6 +81,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("locus.evaluate", "compare_cli", "compare two evaluation runs side by side"),
     "attention": ("locus.attention", "attention_cli", "Attention-in-Box analysis of one or two models"),
     "miniature": ("locus.miniature", "miniature", "LOCUS in miniature: pretrain a micro model, train LOCUS and its controls, evaluate"),
+    "reproduce": ("locus.reproduce", "reproduce_cli", "reproduce LOCUS on one GPU, checks to report card (runs/reproduce.sh; --smoke: CPU)"),
 }
 
 def _usage() -> str:
