@@ -9,7 +9,7 @@ sys.path.insert(0, str(ROOT/'tools'))         # as a module named `docs`, so wor
 import docs
 
 URL = 'https://locus-vlm.github.io/locus'
-PAGES = {'index.ipynb': 'index.md', '00_boxes.ipynb': 'boxes.md', '01a_testbench.ipynb': 'testbench.md',
+PAGES = {'index.ipynb': 'index.md', '00_boxes.ipynb': 'boxes.md', '90_testbench.ipynb': 'testbench.md',
          'extra/05_probe.ipynb': 'extra/probe.md'}
 def site(md, page='testbench.md', nb_dir=''): return docs.translate(md, docs.Ctx(page, PAGES, URL, 'site', nb_dir))
 def gfm(md, page='index.md'): return docs.translate(md, docs.Ctx(page, PAGES, URL, 'gfm'))
