@@ -1,0 +1,86 @@
+"The micro world of nbs/09_microworld.ipynb: scenes are deterministic and well-posed, answers balanced, a box is a handful of tokens that round-trip, and the model's M-RoPE gives 6 x 6 visual tokens distinct positions."
+import json
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+
+from locus.microworld import (ANSWER, COLORS, KINDS, OBJECTS, SHAPES, SPLITS, WORDS, answer_balance, box_text, chat_prompt,
+                              cue_class, curriculum, eval_set, make_example, make_scene, micro_model, micro_tokenizer,
+                              pretrain_example, rope_turns, score, sft_batch, target_bucket)
+from locus.reward import parse_box
+
+REPO = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope="module")
+def model_proc():
+    torch.set_num_threads(1)
+    return micro_model()
+
+def test_scenes_are_deterministic_and_well_posed():
+    for seed in range(40):
+        a, b = make_scene(seed), make_scene(seed)
+        assert a.image.tobytes() == b.image.tobytes() and a.objects == b.objects
+        t = a.target
+        assert sum(o.shape == t.shape for o in a.objects) == 1 and sum(o.color == t.color for o in a.objects) == 1
+        assert OBJECTS[0] <= len(a.objects) <= OBJECTS[1]
+        boxes = [o.box for o in a.objects]   # objects never overlap
+        for i, p in enumerate(boxes):
+            for q in boxes[i + 1:]: assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1]
+
+def test_answers_follow_from_the_scene():
+    for seed in range(20):
+        t = make_scene(seed).target
+        assert make_example(seed, "colour")["answer"] == t.color
+        assert make_example(seed, "shape")["answer"] == t.shape
+        assert parse_box(make_example(seed, "ground")["answer"]) == list(t.box)
+        b = make_example(seed, "proxy")["box"]
+        assert b[0] <= t.box[0] and b[1] <= t.box[1] and b[2] >= t.box[2] and b[3] >= t.box[3] and cue_class((b[2] - b[0]) * (b[3] - b[1]) / 168 ** 2) == "large"
+
+def test_answers_are_balanced():
+    rows = [pretrain_example(s, i, 1.0) for s in range(100) for i in range(32)]   # 3,200 rows, as gate.json counts
+    for k in KINDS: assert answer_balance(rows, k)["ratio"] <= 1.5, k
+
+def test_eval_sets_hold_their_size_class():
+    assert {target_bucket(e["area"]) for e in eval_set("colour", 30, SPLITS["val"], "tiny")} == {"tiny"}
+    assert {target_bucket(e["area"]) for e in eval_set("colour", 30, SPLITS["val"], "larger")} == {"larger"}
+    s = eval_set("proxy", 20, SPLITS["val"], cues={"tiny": 0.7, "small": 0.3})
+    assert [e["cue"] for e in s] == ["tiny"] * 14 + ["small"] * 6
+    assert {e["n_objects"] for e in eval_set("colour", 30, SPLITS["test"], "small", objects=(5, 7))} == {5, 6, 7}
+
+def test_curriculum_grows():
+    assert curriculum(0.0)[0] == (1, 1) and curriculum(0.1)[0] == (1, 2) and curriculum(0.2)[0][1] < OBJECTS[1] and curriculum(0.5)[0] == OBJECTS
+
+def test_a_box_is_a_few_tokens_and_round_trips():
+    tok = micro_tokenizer()
+    for b in ([0, 0, 12, 12], [100, 7, 168, 168], [33, 81, 45, 97]):
+        c = ANSWER.format(box_text(b)); ids = tok(c)["input_ids"]
+        assert len(ids) == 13 and tok.decode(ids) == c and parse_box(tok.decode(ids)) == b
+    for w in WORDS: assert len(tok(w, add_special_tokens=False)["input_ids"]) == 1, w
+    e = make_example(0, "ground"); assert score(e, ANSWER.format(e["answer"])) ["iou"] == 1.0
+
+def test_rope_sees_position():
+    before, after = rope_turns(1e6, 16, (2, 3, 3), 4), rope_turns(1000.0, 32, (0, 4, 12), 6)
+    assert before["width"].max() < 1e-3 and after["width"].max() > 0.8 and after["height"].min() > 1.0
+    assert (100 * 1000.0 ** (-np.arange(0, 32, 2) / 32) < 0.5).sum() >= 3   # pairs left for content over 100 tokens
+
+def test_model_positions(model_proc):
+    model, proc = model_proc
+    e = make_example(1, "proxy")
+    b = proc(text=[chat_prompt(proc, e)], images=e["images"], return_tensors="pt")
+    assert b["image_grid_thw"].tolist() == [[1, 12, 12], [1, 4, 4]]
+    pos, _ = model.model.get_rope_index(b["input_ids"], b["mm_token_type_ids"], image_grid_thw=b["image_grid_thw"], attention_mask=b["attention_mask"])
+    img = pos[:, 0, b["input_ids"][0] == model.config.image_token_id][:, :36]
+    assert len(set(img[1].tolist())) == 6 and len(set(img[2].tolist())) == 6
+    cfg = model.config.text_config.rope_parameters
+    assert cfg["rope_theta"] == 1000.0 and list(cfg["mrope_section"]) == [0, 4, 12]
+    bt = sft_batch(proc, [make_example(2, "colour"), make_example(3, "proxy")])
+    assert (bt["labels"] != -100).sum(1).tolist() == [6, 14]
+    assert 2e6 < sum(p.numel() for p in model.parameters()) < 5e6
+
+def test_committed_plan_and_gate_agree():
+    plan_p, gate_p = REPO / "runs/miniature2/plan.json", REPO / "runs/miniature2/gate.json"
+    if not gate_p.exists(): pytest.skip("no gate.json yet")
+    plan, gate = json.loads(plan_p.read_text()), json.loads(gate_p.read_text())
+    assert set(gate["gate"]) == set(plan["gate"]) - {"rule"}
+    assert gate["passed"] == all(g["passed"] for g in gate["gate"].values())
