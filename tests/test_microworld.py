@@ -84,3 +84,16 @@ def test_committed_plan_and_gate_agree():
     plan, gate = json.loads(plan_p.read_text()), json.loads(gate_p.read_text())
     assert set(gate["gate"]) == set(plan["gate"]) - {"rule"}
     assert gate["passed"] == all(g["passed"] for g in gate["gate"].values())
+
+
+def test_readme_reports_the_gate_as_measured():
+    """The README's micro-world row quotes runs/miniature2/gate.json."""
+    import json
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    g = json.loads((root / "runs/miniature2/gate.json").read_text())["gate"]
+    row = next(l for l in (root / "README.md").read_text().splitlines() if l.startswith("| micro-world base"))
+    assert ("fails the gate" in row) == (not all(v["passed"] for v in g.values()))
+    for figure in (f"colour of larger targets {100 * g['colour_larger']['value']:.1f}%", f"grounding ACC@0.5 {100 * g['ground_larger']['value']:.1f}%",
+                   f"proxy-val mIoU {100 * g['proxy_val_miou']['value']:.1f}%"):
+        assert figure in row, figure
