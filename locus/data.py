@@ -401,7 +401,8 @@ def build_proxy_dataset(source, # CocoSource, HFSource, FolderSource, SyntheticS
     skips, rejected = Skips(), Counter()
     open_split = lambda: next((s for s in SPLITS if sum(quota[s].values()) > 0), None)
     writers = {s: ArrowWriter(features=feats, path=str(tmp / f"{s}.arrow")) for s in SPLITS}
-    bar = tqdm(total=config.n_val + config.n_train, disable=not progress, desc="proxy cues", unit="cue")
+    bar = tqdm(total=config.n_val + config.n_train, desc="proxy cues", unit="cue",
+               disable=not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true"))   # tqdm.notebook ignores TQDM_DISABLE itself
     pool = None
     try:
         work = (source, config, feats)

@@ -233,7 +233,8 @@ def evaluate(model, processor, # the model (base, + LoRA adapter, or merged) and
                 log.append([_record(bench, it, mode_name, raw=None, parsed=None, correct=False, error="image", why=it.error,
                                     seconds=0.0, passes=0, new_tokens=0)])
             else: todo.append(it)
-        bar = tqdm(total=len(todo), desc=bench.name, unit="item", disable=not progress)
+        bar = tqdm(total=len(todo), desc=bench.name, unit="item",
+                   disable=not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true"))   # tqdm.notebook ignores TQDM_DISABLE itself
         for k in range(0, len(todo), batch_size):
             recs = _run_batch(predict, model, processor, todo[k:k + batch_size], bench, mnt, ctx, mode_name, mode_kwargs)
             log.append(recs); bar.update(len(recs))
