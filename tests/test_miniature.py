@@ -215,3 +215,16 @@ def test_continue_pretraining_is_phase_two(tmp_path, small_model):
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     assert M.continue_pretraining(src, out, steps=2, batch=2) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp
+
+def test_pretraining_costs_are_the_committed_logs():
+    "09's costs table states each pretraining phase's steps, minutes, rate and step time as the committed log_history.json records them."
+    import nbformat, re
+    md = "\n".join(c.source for c in nbformat.read(REPO / "nbs" / "09_miniature.ipynb", 4).cells if c.cell_type == "markdown")
+    for phase, folder in (("phase 1", "pretrained-phase1"), ("phase 2", "pretrained")):
+        row = re.search(rf"\| pretraining, {phase} \| ([^|]+)\|", md).group(1)
+        end = json.loads((ROOT / folder / "log_history.json").read_text())[-1]
+        steps = int(re.search(r"([\d,]+) steps", row).group(1).replace(",", ""))
+        assert steps == end["step"], (phase, row)
+        assert float(re.search(r"in ([\d.]+) min", row).group(1)) == pytest.approx(end["train_runtime"] / 60, abs=0.1 if "." in row.split("in ")[1][:5] else 0.5)
+        if m := re.search(r"([\d.]+) examples/s", row): assert float(m.group(1)) == pytest.approx(end["train_samples_per_second"], abs=0.05)
+        if m := re.search(r"([\d.]+) s a step", row): assert float(m.group(1)) == pytest.approx(1 / end["train_steps_per_second"], abs=0.005)
