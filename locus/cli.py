@@ -41,7 +41,7 @@ def _package_dir(name: str) -> Path:
 def train_help() -> str:
     "The text of `locus train --help`, written without importing TRL, transformers or torch."
     import argparse, dataclasses
-    from locus.train import LocusConfig, LOCUS_GRPO_DEFAULTS
+    from locus.config import LocusConfig, LOCUS_GRPO_DEFAULTS
     grpo = _source_fields(_package_dir("transformers") / "training_args.py", "TrainingArguments") | \
            _source_fields(_package_dir("trl") / "trainer" / "grpo_config.py", "GRPOConfig")
     esc = lambda s: str(s).replace("%", "%%")
@@ -53,7 +53,7 @@ def train_help() -> str:
     g.add_argument("--config", metavar="FILE", help="a YAML file of `option: value` lines (any option below); options on the command "
                    "line override it. Shipped: configs/*.yaml, e.g. `locus train --config configs/cpu_demo.yaml --max_steps 10`")
     g.add_argument("-h", "--help", action="store_true", help="show this help and exit")
-    g = p.add_argument_group("LOCUS options (locus.train.LocusConfig)")
+    g = p.add_argument_group("LOCUS options (locus.config.LocusConfig)")
     for f in dataclasses.fields(LocusConfig):
         g.add_argument(f"--{f.name}", metavar=meta(str(f.type)), help=esc(f"{f.metadata.get('help', '')} (default: {f.default!r})"))
     g = p.add_argument_group("GRPO options (TRL's GRPOConfig and the TrainingArguments it extends; * = a default locus changes)")
@@ -102,7 +102,7 @@ def parse_command(argv: list[str], # a `locus` command line without `locus`: the
     try: f = getattr(importlib.import_module(mod), fn)
     except AttributeError as e: raise ImportError(str(e)) from e
     if cmd == "train":
-        from locus.train import parse_config
+        from locus.config import parse_config
         cfg, targs = parse_config(rest)
         return cmd, f, dict(cfg=cfg, targs=targs)
     from fastcore.script import anno_parser
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None):
         print(f"locus {cmd}: not available in this installation ({e})", file=sys.stderr); return 2
     except KeyboardInterrupt: print(f"locus {cmd}: stopped before it started", file=sys.stderr); return 130
     except ValueError as e:
-        from locus.train import ConfigError
+        from locus.config import ConfigError
         if not isinstance(e, ConfigError): raise
         print(f"locus {cmd}: {e}", file=sys.stderr); return 2
     res = f(**kw)

@@ -141,7 +141,7 @@ def test_import_is_light():
 
 
 def test_png_build_cost_quoted_is_the_measured_one():
-    """'~2.5x slower to build' (03_data, 05_train's --image_format help) is what bench/cues_bench.txt measured."""
+    """'~2.5x slower to build' (03_data, 05_config's --image_format help) is what bench/cues_bench.txt measured."""
     import re
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
@@ -152,5 +152,5 @@ def test_png_build_cost_quoted_is_the_measured_one():
         runs[(src, fmt)] = float(ms)
         if (src, "png") in runs and (src, "jpeg") in runs: ratios.append(runs[(src, "png")] / runs[(src, "jpeg")])
     assert len(ratios) >= 3 and all(2.2 <= r <= 2.8 for r in ratios), ratios
-    for nb in ("03_data", "05_train"):
+    for nb in ("03_data", "05_config"):
         assert "~2.5x slower to build" in (root / "nbs" / f"{nb}.ipynb").read_text()

@@ -252,7 +252,7 @@ def test_built_pages_show_exported_code():
     src = inspect.getsource(importlib.import_module('locus.boxes').iou)
     body = [l.strip() for l in src[src.index('"'):].splitlines() if l.strip()]          # docstring and body of `iou`
     assert body and all(l in boxes for l in body)
-    assert 'LOCUS_GRPO_DEFAULTS: dict[str, Any] = dict(' in text('train.html') and 'PRESETS' in text('cues.html')
+    assert 'LOCUS_GRPO_DEFAULTS: dict[str, Any] = dict(' in text('config.html') and 'PRESETS' in text('cues.html')
     assert 'Not run when this page was built' in text('eval.html')
     assert 'md-grid' in (BUILT/'assets'/'locus.css').read_text() and 'data-md-component="source"' not in (BUILT/'boxes.html').read_text()
 

@@ -7,6 +7,7 @@ import torch
 import yaml
 
 import locus.train as T
+from locus.config import parse_config
 from locus.batches import check_rows, modality_ids
 from locus.testing import coco_photo_folder
 
@@ -79,7 +80,7 @@ def photo_args(ann, cache, out, structure, config=None, steps=2):
 @pytest.mark.parametrize("config", sorted(SCALED))
 def test_photos_train_with_every_batch_structure(photos, checked, tmp_path, config):
     ann, cache = photos
-    cfg, targs = T.parse_config(photo_args(ann, cache, tmp_path / "run", SCALED[config], config))
+    cfg, targs = parse_config(photo_args(ann, cache, tmp_path / "run", SCALED[config], config))
     targs.generation_kwargs = NO_PLACEHOLDERS
     summary = T.train(cfg, targs)
     assert summary["steps"] == 2
@@ -96,7 +97,7 @@ def test_fixed_size_scenes_still_train(tmp_path, checked):
             "--n_val", "2", "--synthetic_images", "10", "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "run"),
             "--max_steps", "2", "--max_completion_length", "8", "--sample_every", "0", "--gradient_checkpointing", "false",
             "--disable_tqdm", "true", "--num_generations", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "4"]
-    cfg, targs = T.parse_config(args); targs.generation_kwargs = NO_PLACEHOLDERS
+    cfg, targs = parse_config(args); targs.generation_kwargs = NO_PLACEHOLDERS
     assert T.train(cfg, targs)["steps"] == 2
     assert checked and all(len({r[0] for r in rows}) == 1 for rows in checked)   # one scene size (crops still differ)
 

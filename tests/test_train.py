@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 import locus.train as T
-from locus.train import parse_config, build_trainer, train, LocusConfig
+from locus.config import ConfigError, LocusConfig, parse_config
+from locus.train import build_trainer, train
 
 def args_for(tmp, cache, *extra, steps=2):
     return ["--model", "tiny", "--mode", "lora", "--dtype", "float32", "--max_pixels", str(112 * 112),
@@ -156,19 +157,24 @@ def test_misspelt_yaml_key_is_one_line_with_a_suggestion(tmp_path):
     assert "my.yaml" in msg and "`num_generation`" in msg and "did you mean `num_generations`?" in msg
 
 def test_abbreviated_flag_is_refused_not_guessed(tmp_path):
-    with pytest.raises(T.ConfigError, match="unknown option `max_step`; did you mean `max_steps`"): parse_config(["--max_step", "3"])
+    with pytest.raises(ConfigError, match="unknown option `max_step`; did you mean `max_steps`"): parse_config(["--max_step", "3"])
     assert "did you mean `max_steps`" in one_line(cli("--max_step", "3", "--output_dir", str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
 
+def test_refused_value_is_one_line(tmp_path):
+    "A value a config's own check refuses while parsing (`mode`) is one line as well, not a traceback."
+    msg = one_line(cli("--mode", "int4", "--output_dir", str(tmp_path / "run")))
+    assert "mode: expected 'qlora', 'lora' or 'full', got 'int4'" in msg and not (tmp_path / "run").exists()
+
 def test_unknown_model_name_gets_a_suggestion(tmp_path, cache):
     cfg, targs = parse_config(args_for(tmp_path / "run", cache, "--model", "tinyy"))
-    with pytest.raises(T.ConfigError, match="model 'tinyy'.*did you mean 'tiny'"): train(cfg, targs)
+    with pytest.raises(ConfigError, match="model 'tinyy'.*did you mean 'tiny'"): train(cfg, targs)
     assert not (tmp_path / "run").exists()
 
 def test_too_few_rows_for_one_step(tmp_path, cache):
     cfg, targs = parse_config(args_for(tmp_path / "run", cache, "--gradient_accumulation_steps", "4"))
     data = T.proxy_data(cfg, progress=False)["train"].select(range(3))
-    with pytest.raises(T.ConfigError, match=r"training split has 3 rows, and one step samples 4 prompts"): train(cfg, targs, dataset=data)
+    with pytest.raises(ConfigError, match=r"training split has 3 rows, and one step samples 4 prompts"): train(cfg, targs, dataset=data)
     assert not (tmp_path / "run").exists()                        # nothing trained, nothing written
 
 def test_metrics_table_of_a_run_without_steps():
@@ -187,7 +193,7 @@ def test_resume_from_checkpoint_is_honoured(tmp_path, cache):
     assert T.resume_point(cfg, targs).endswith("checkpoint-2")   # true: the latest
     for bad, words in ((str(tmp_path / "nowhere"), "not a checkpoint folder"), ("true", "holds no checkpoint")):
         cfg, targs = parse_config(args_for(tmp_path / "empty", cache, "--resume_from_checkpoint", bad))
-        with pytest.raises(T.ConfigError, match=words): train(cfg, targs)
+        with pytest.raises(ConfigError, match=words): train(cfg, targs)
 
 def test_ctrl_c_says_where_to_resume(tmp_path, cache):
     T.proxy_data(parse_config(args_for(tmp_path, cache))[0], progress=False)
