@@ -39,7 +39,7 @@ class LocusConfig:
     min_pixels: int = _opt(56 * 56, "Processor pixel budget, lower end; the proxy data is built with the same budget.")
     max_pixels: int = _opt(1280 * 28 * 28, "Processor pixel budget, upper end (1,003,520 = 1280 visual tokens).")
     # --- proxy data
-    source: str = _opt("synthetic", "Where images and boxes come from: 'coco', 'hf', 'folder' (random crops) or 'synthetic'.")
+    source: str = _opt("synthetic", "Where images and boxes come from: 'coco', 'hf', 'folder' (random crops), 'synthetic', or 'microworld' (the micro world's proxy rows, 09_microworld).")
     annotations: str | None = _opt(None, "COCO instances json (source 'coco'), e.g. annotations/instances_train2014.json.")
     image_dir: str | None = _opt(None, "Image folder: COCO's file_names are relative to it (source 'coco'), or the folder itself (source 'folder').")
     hf_dataset: str | None = _opt(None, "Hugging Face data set id or local path (source 'hf').")
@@ -70,7 +70,8 @@ class LocusConfig:
 
     def __post_init__(self):
         if self.mode not in ("qlora", "lora", "full"): raise ValueError(f"mode: expected 'qlora', 'lora' or 'full', got {self.mode!r}")
-        if self.source not in ("coco", "hf", "folder", "synthetic"): raise ValueError(f"source: expected 'coco', 'hf', 'folder' or 'synthetic', got {self.source!r}")
+        if self.source not in ("coco", "hf", "folder", "synthetic", "microworld"):
+            raise ValueError(f"source: expected 'coco', 'hf', 'folder', 'synthetic' or 'microworld', got {self.source!r}")
         if self.generation_chunk < 0: raise ValueError(f"generation_chunk must be >= 0 (0: the whole group at once), got {self.generation_chunk}")
 
 # %% ../nbs/05_config.ipynb #daa1d0e2
@@ -170,7 +171,7 @@ def check_run(cfg: LocusConfig, # LOCUS settings
         raise ValueError(f"reward_weights={targs.reward_weights}: locus sets TRL's reward weights itself; use iou_weight and format_weight.")
     from locus.cues import PRESETS
     if cfg.cues not in PRESETS: raise ValueError(f"cues: unknown preset {cfg.cues!r}; expected one of {sorted(PRESETS)}")
-    need = {"coco": ("annotations", "image_dir"), "hf": ("hf_dataset",), "folder": ("image_dir",), "synthetic": ()}[cfg.source]
+    need = {"coco": ("annotations", "image_dir"), "hf": ("hf_dataset",), "folder": ("image_dir",), "synthetic": (), "microworld": ()}[cfg.source]
     missing = [k for k in need if not getattr(cfg, k)]
     if missing: raise ValueError(f"source {cfg.source!r} needs {', '.join(missing)} (e.g. --{missing[0]} PATH).")
     if cfg.source == "folder" and cfg.cues != "random":

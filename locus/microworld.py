@@ -18,12 +18,11 @@ from .reward import has_format, parse_box
 
 # %% auto #0
 __all__ = ['CANVAS', 'CUE_SIDE', 'BACKGROUND', 'COLORS', 'SHAPES', 'AREAS', 'OBJECTS', 'SPLITS', 'KINDS', 'ANSWER', 'PROMPTS',
-           'SUFFIX', 'BUCKET_AREAS', 'CUE_AREAS', 'TAGS', 'WORDS', 'MIX', 'Obj', 'Scene', 'draw_shape', 'log_uniform',
+           'SUFFIX', 'BUCKET_AREAS', 'CUE_AREAS', 'TAGS', 'WORDS', 'Obj', 'Scene', 'draw_shape', 'log_uniform',
            'make_scene', 'box_text', 'cue_class', 'target_bucket', 'object_cue', 'large_cue', 'cue_image',
            'make_example', 'eval_set', 'score', 'locus_reward', 'majority_share', 'box_third', 'answer_balance',
            'corpus', 'micro_tokenizer', 'MicroConfig', 'micro_config', 'micro_model', 'rope_turns', 'chat_prompt',
-           'sft_batch', 'generate', 'curriculum', 'pretrain_example', 'lr_at', 'pretrain', 'object_cover',
-           'vision_scene', 'pretrain_vision', 'mde']
+           'sft_batch', 'generate', 'proxy_dataset']
 
 # %% ../nbs/09_microworld.ipynb #a0367383
 CANVAS = 168           # scene side in px: 6 x 6 = 36 visual tokens of 28 px (patch 14 x merge 2)
@@ -326,156 +325,20 @@ def generate(model, proc, examples:list[dict], max_new_tokens:int=16, batch_size
         out += tok.batch_decode(g[:, b["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 
-# %% ../nbs/09_microworld.ipynb #9e213803
-MIX = {"colour": 0.25, "shape": 0.15, "ground": 0.3, "proxy": 0.3}   # pretraining kinds; proxy on large cues (>= 5%) only
+# %% ../nbs/09_microworld.ipynb #8827fa2e
+def proxy_dataset(n:int,                # rows
+                  start:int,            # first scene seed (see SPLITS: RL rows from SPLITS["train"] + 5,000,000)
+                  cues:dict|None=None,  # cue class -> share; None: LOCUS's tiny:small 70:30
+                 ):
+    "Proxy-task rows of the micro world in `locus.data`'s schema (`proxy_features`), so `locus train` and TRL's GRPOTrainer take them as they are."
+    from datasets import Dataset
+    from locus.data import _encode, proxy_features
+    items = eval_set("proxy", n, start, cues=cues or {"tiny": 0.7, "small": 0.3})
+    prompt = lambda e: [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "image", "text": None},
+                                                     {"type": "text", "text": e["prompt"]}]}]
+    rows = [dict(prompt=prompt(e), images=[_encode(im, "png") for im in e["images"]], solution=[float(v) for v in e["box"]],
+                 box_pixels=[float(v) for v in e["box"]], size_class=e["cue"], source="microworld", image_size=[CANVAS, CANVAS],
+                 model_size=[CANVAS, CANVAS], frame="resized", min_pixels=CUE_SIDE ** 2, max_pixels=CANVAS ** 2, factor=28,
+                 area_frac=_area(e["box"]), cue_scale=1.0, seed=e["seed"], cue_index=0) for e in items]
+    return Dataset.from_list(rows, features=proxy_features())
 
-def curriculum(progress:float) -> tuple:
-    "((fewest, most) objects, target area range) at `progress`: one big object, then one or two, then 3 growing to 3-7 by 45%."
-    if progress < 0.08: return (1, 1), (0.08, 0.3)    # a lone object over several tokens: even evenly spread attention sees its colour
-    if progress < 0.16: return (1, 2), (0.01, 0.1)
-    return (OBJECTS[0], OBJECTS[0] + round((OBJECTS[1] - OBJECTS[0]) * min(1.0, (progress - 0.16) / 0.29))), AREAS
-
-def pretrain_example(step:int,         # optimiser step (seeds the rows: same step, same rows)
-                     i:int,            # row in the batch
-                     progress:float,   # fraction of the run done, in [0, 1]
-                     batch_size:int=32,
-                    ) -> dict:
-    "Row `i` of pretraining step `step`: a kind drawn from MIX, on a scene as `curriculum(progress)` says."
-    rng = np.random.default_rng([step, i, 0x9E7])
-    (lo, hi), area = curriculum(progress)
-    kind = str(rng.choice(list(MIX), p=list(MIX.values())))
-    return make_example(SPLITS["train"] + step * batch_size + i, kind, n_objects=int(rng.integers(lo, hi + 1)), target_area=area)
-
-def lr_at(progress:float, lr:float, warmup:float=0.04) -> float:
-    "Linear warm-up over the first `warmup` of the run, then cosine from `lr` down to `lr / 10`."
-    if progress < warmup: return lr * max(progress, 1e-3) / warmup
-    return lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup)))))
-
-def _save_ckpt(model, opt, state:dict, path:Path):
-    from safetensors.torch import save_file
-    path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path / "model.safetensors")
-    names = {id(p): n for n, p in model.named_parameters()}
-    save_file({f"{names[id(p)]}.{k}": v for p, s in opt.state.items() for k, v in s.items() if k != "step"}, path / "optim.safetensors")
-    (path / "state.json").write_text(json.dumps(state))
-
-def _load_ckpt(model, opt, path:Path) -> dict:
-    from safetensors.torch import load_file
-    model.load_state_dict(load_file(path / "model.safetensors"))
-    st = json.loads((path / "state.json").read_text()); m = load_file(path / "optim.safetensors")
-    for n, p in model.named_parameters():
-        if f"{n}.exp_avg" in m: opt.state[p] = dict(step=torch.tensor(float(st["step"])), exp_avg=m[f"{n}.exp_avg"], exp_avg_sq=m[f"{n}.exp_avg_sq"])
-    return st
-
-def pretrain(out:str|Path,             # run folder: `ckpt/` (resume state) and, at the end, `base/` (the pretrained model)
-             minutes:float=40.0,       # wall-time budget of the whole run (over resumes): the schedule's length
-             max_steps:int=4000,       # or stop at this many steps, whichever comes first
-             batch_size:int=32,        # rows per step
-             lr:float=1e-3,            # AdamW peak rate
-             log_every:int=25,         # a progress line every this many steps
-             ckpt_every:int=200,       # resume state every this many steps
-             seed:int=0,               # weights' seed
-             init:str|Path|None=None,  # start from these weights (`pretrain_vision`'s `vision/model.safetensors`); None: random
-             vision_lr:float=0.3,      # the vision tower's rate as a fraction of `lr` (it already sees when `init` is stage 0's)
-            ):
-    "Supervised next-token pretraining of the micro model on MIX, scheduled on wall time, resumable from `out/ckpt`; returns model and processor."
-    out = Path(out); model, proc = micro_model(seed); model.train()
-    if init is not None:
-        from safetensors.torch import load_file
-        model.load_state_dict(load_file(str(init)))
-    vis = {id(p) for p in model.model.visual.parameters()}
-    groups = [dict(params=[p for p in model.parameters() if id(p) not in vis], scale=1.0),
-              dict(params=list(model.model.visual.parameters()), scale=vision_lr)]
-    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    st = _load_ckpt(model, opt, out / "ckpt") if (out / "ckpt" / "state.json").exists() else dict(step=0, seconds=0.0, log=[])
-    if st["step"]: print(f"resumed at step {st['step']} ({st['seconds'] / 60:.1f} min done)", flush=True)
-    t0, done0, acc = time.time(), st["seconds"], []
-    progress = lambda s: max(s / max_steps, (done0 + time.time() - t0) / (60 * minutes))
-    step = st["step"]
-    while progress(step) < 1:
-        p = progress(step)
-        for g in opt.param_groups: g["lr"] = lr_at(p, lr) * g["scale"]
-        exs = [pretrain_example(step, i, p, batch_size) for i in range(batch_size)]
-        b = sft_batch(proc, exs); logits = model(**{k: v for k, v in b.items() if k != "labels"}).logits[:, :-1]
-        lab = b["labels"][:, 1:]; ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), lab, reduction="none")
-        per = (ce * (lab != -100)).sum(1) / (lab != -100).sum(1); per.mean().backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
-        acc += [(e["kind"], float(v)) for e, v in zip(exs, per.detach())]; step += 1
-        st.update(step=step, seconds=done0 + time.time() - t0)
-        if step % log_every == 0:
-            rec = dict(step=step, loss=round(float(np.mean([v for _, v in acc])), 4),
-                       **{f"loss_{k}": round(float(np.mean([v for kk, v in acc if kk == k] or [np.nan])), 3) for k in MIX},
-                       lr=round(opt.param_groups[0]["lr"], 6), progress=round(p, 3), minutes=round(st["seconds"] / 60, 2))
-            st["log"].append(rec); acc = []; print(json.dumps(rec), flush=True)
-        if step % ckpt_every == 0: _save_ckpt(model, opt, st, out / "ckpt")
-    _save_ckpt(model, opt, st, out / "ckpt")
-    from locus.testing import save_pretrained_vlm
-    model.eval(); save_pretrained_vlm(model, proc, out / "base"); (out / "base" / "log_history.json").write_text(json.dumps(st["log"]))
-    return model, proc
-
-# %% ../nbs/09_microworld.ipynb #c54ed1b9
-def object_cover(scene:Scene, cell:int=28) -> torch.Tensor:
-    "(visual tokens, objects): the share of each object's pixels that falls in each 28 px token (columns sum to 1)."
-    lab = Image.new("L", (CANVAS, CANVAS), 0); d = ImageDraw.Draw(lab)
-    for k, o in enumerate(scene.objects): draw_shape(d, o.shape, o.box, k + 1)
-    g = CANVAS // cell; a = torch.from_numpy(np.asarray(lab).astype(np.int64))
-    w = torch.nn.functional.one_hot(a, len(scene.objects) + 1)[..., 1:].reshape(g, cell, g, cell, -1).sum((1, 3)).reshape(g * g, -1).float()
-    return w / w.sum(0, keepdim=True).clamp(min=1)
-
-def vision_scene(step:int, i:int, progress:float, batch_size:int=32) -> Scene:
-    "Scene `i` of vision step `step`: lone large objects for the first quarter, then scenes growing to 3-7 objects (train seeds from 2,000,000)."
-    seed = SPLITS["train"] + 2_000_000 + step * batch_size + i
-    if progress < 0.25: return make_scene(seed, 1, (0.08, 0.3))
-    hi = OBJECTS[0] + round((OBJECTS[1] - OBJECTS[0]) * min(1.0, (progress - 0.25) / 0.35))
-    return make_scene(seed, int(np.random.default_rng([seed, 0x515]).integers(1, hi + 1)))
-
-def pretrain_vision(out:str|Path,      # run folder: writes `vision/model.safetensors` (the whole model) and `vision/log.json`
-                    steps:int=1200,    # optimiser steps of `batch_size` scenes
-                    batch_size:int=32,
-                    lr:float=2e-3,     # AdamW peak rate, the same schedule as `pretrain` (`lr_at`)
-                    log_every:int=25,
-                    seed:int=0,        # weights' seed (the model `pretrain` then continues)
-                   ):
-    "Stage 0: the vision tower learns to see. Each object's visual tokens, pooled by `object_cover`, must name its shape and colour and give its box."
-    from safetensors.torch import save_file
-    out = Path(out) / "vision"; out.mkdir(parents=True, exist_ok=True)
-    model, proc = micro_model(seed); vis = model.model.visual; vis.train()
-    head = torch.nn.Linear(vis.merger.mlp[-1].out_features, len(SHAPES) + len(COLORS) + 4)   # discarded after this stage
-    params = list(vis.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    ip, log, acc, t0 = proc.image_processor, [], [], time.time()
-    for step in range(steps):
-        for g in opt.param_groups: g["lr"] = lr_at(step / steps, lr)
-        scs = [vision_scene(step, i, step / steps, batch_size) for i in range(batch_size)]
-        b = ip(images=[s.image for s in scs], return_tensors="pt")
-        tokens = vis(b["pixel_values"], grid_thw=b["image_grid_thw"]).pooler_output.reshape(batch_size, (CANVAS // 28) ** 2, -1)
-        z = head(torch.cat([object_cover(s).T @ t for s, t in zip(scs, tokens)]))
-        ys = torch.tensor([SHAPES.index(o.shape) for s in scs for o in s.objects])
-        yc = torch.tensor([list(COLORS).index(o.color) for s in scs for o in s.objects])
-        yb = torch.tensor([o.box for s in scs for o in s.objects], dtype=torch.float32) / CANVAS
-        zs, zc, zb = z[:, :len(SHAPES)], z[:, len(SHAPES):-4], z[:, -4:]
-        F = torch.nn.functional; loss = F.cross_entropy(zs, ys) + F.cross_entropy(zc, yc) + 10 * F.l1_loss(zb, yb)
-        loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); opt.zero_grad(set_to_none=True)
-        acc.append((loss.item(), (zs.argmax(1) == ys).float().mean().item(), (zc.argmax(1) == yc).float().mean().item(),
-                    (zb - yb).abs().mean().item() * CANVAS))
-        if (step + 1) % log_every == 0:
-            m = np.mean(acc, 0); acc = []
-            rec = dict(step=step + 1, loss=round(m[0], 4), shape_acc=round(m[1], 3), colour_acc=round(m[2], 3), box_err_px=round(m[3], 2),
-                       lr=round(opt.param_groups[0]["lr"], 6), minutes=round((time.time() - t0) / 60, 2))
-            log.append(rec); print(json.dumps(rec), flush=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
-    (out / "log.json").write_text(json.dumps(log))
-    return model, proc
-
-
-# %% ../nbs/09_microworld.ipynb #5bd869f0
-def mde(p:float,             # accuracy of the base on the primary metric (its per-item variance is p(1-p))
-        n_items:int=800,     # items, shared by every run
-        n_seeds:int=3,       # seeds per condition
-        seed_sd:float=0.015, # assumed SD of a run's accuracy across seeds (fraction)
-        rho:float=0.5,       # assumed correlation of an item's outcome under two conditions (same base, same items)
-        z_alpha:float=1.96, z_power:float=0.8416, # two-sided 5%, 80% power
-       ) -> float:
-    "Smallest true difference in accuracy (fraction) between two conditions that the paired comparison detects at 80% power."
-    var = 2 * p * (1 - p) * (1 - rho) / (n_items * n_seeds) + 2 * seed_sd ** 2 / n_seeds
-    return (z_alpha + z_power) * math.sqrt(var)

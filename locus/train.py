@@ -74,6 +74,12 @@ def proxy_config(cfg: LocusConfig):
 
 def proxy_data(cfg: LocusConfig, progress: bool = True):
     "The proxy-task `DatasetDict` (train, validation) for a run, built once and cached."
+    if cfg.source == "microworld":   # rows made by the micro world itself: scenes from seed 5,000,000 of its train split, validation = its proxy-val set
+        from datasets import DatasetDict
+        from locus.microworld import SPLITS, proxy_dataset
+        mix = {k.strip(): float(v) for k, v in (q.split("=") for q in cfg.mix.split(","))} if cfg.mix else None
+        return DatasetDict(train=proxy_dataset(cfg.n_train, SPLITS["train"] + 5_000_000 + 1_000_000 * cfg.cue_seed, mix),
+                           validation=proxy_dataset(cfg.n_val, SPLITS["val"] + 400_000, mix))
     from locus.data import build_proxy_dataset
     return build_proxy_dataset(proxy_source(cfg), proxy_config(cfg), cache_dir=Path(cfg.cache_dir).expanduser() / "proxy", progress=progress)
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from locus.microworld import (ANSWER, COLORS, KINDS, OBJECTS, SHAPES, SPLITS, WORDS, answer_balance, box_text, chat_prompt,
-                              cue_class, curriculum, eval_set, make_example, make_scene, micro_model, micro_tokenizer,
-                              pretrain_example, rope_turns, score, sft_batch, target_bucket)
+                              cue_class, eval_set, make_example, make_scene, micro_model, micro_tokenizer, rope_turns, score,
+                              sft_batch, target_bucket)
+from locus.microbase import curriculum, pretrain_example
 from locus.reward import parse_box
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,3 +98,50 @@ def test_readme_reports_the_gate_as_measured():
     for figure in (f"colour of larger targets {100 * g['colour_larger']['value']:.1f}%", f"grounding ACC@0.5 {100 * g['ground_larger']['value']:.1f}%",
                    f"proxy-val mIoU {100 * g['proxy_val_miou']['value']:.1f}%"):
         assert figure in row, figure
+
+
+def test_object_cover_is_each_objects_pixel_share():
+    from locus.microbase import object_cover
+    from locus.microworld import draw_shape, CANVAS
+    from PIL import Image, ImageDraw
+    for seed in (1, 2, 3):
+        sc = make_scene(seed); cov = object_cover(sc)
+        assert cov.shape == (36, len(sc.objects)) and torch.allclose(cov.sum(0), torch.ones(len(sc.objects)))
+        for k, o in enumerate(sc.objects):   # objects never overlap: a token's share is the object's own pixels in it over all of them
+            im = Image.new("L", (CANVAS, CANVAS), 0); draw_shape(ImageDraw.Draw(im), o.shape, o.box, 1)
+            a = np.asarray(im)[:28, :28].sum() / np.asarray(im).sum()
+            assert float(cov[0, k]) == pytest.approx(a, abs=1e-6)
+
+
+def test_pretraining_stages_chain(tmp_path):
+    "Stage 0 writes the whole model; stage 1 starts from exactly those weights, trains, and saves a base that loads."
+    from safetensors.torch import load_file
+    from locus.microbase import pretrain, pretrain_vision
+    from locus.testing import load_pretrained_vlm
+    torch.set_num_threads(1)
+    m0, _ = pretrain_vision(tmp_path, steps=2, log_every=1)
+    w0 = load_file(str(tmp_path / "vision" / "model.safetensors"))
+    fresh, _ = micro_model()
+    changed = [k for k, v in fresh.state_dict().items() if not torch.equal(v, w0[k])]
+    assert changed and all(k.startswith("model.visual.") for k in changed)   # stage 0 trains the vision tower only
+    m1, _ = pretrain(tmp_path, minutes=100, max_steps=2, log_every=1, init=tmp_path / "vision" / "model.safetensors")
+    assert json.loads((tmp_path / "vision" / "log.json").read_text())[-1]["step"] == 2
+    base, proc = load_pretrained_vlm(tmp_path / "base")
+    assert all(torch.equal(v, m1.state_dict()[k]) for k, v in base.state_dict().items())
+
+
+def test_proxy_rows_train_under_locus_train(tmp_path):
+    "`source: microworld` gives `locus train` the micro world's proxy rows; the committed base trains on them with the shipped config."
+    import subprocess, sys
+    from locus.microworld import proxy_dataset
+    ds = proxy_dataset(10, SPLITS["train"] + 5_000_000)
+    e = eval_set("proxy", 10, SPLITS["train"] + 5_000_000, cues={"tiny": 0.7, "small": 0.3})
+    assert ds["solution"] == [[float(v) for v in x["box"]] for x in e] and ds[3]["images"][1].size == (56, 56)
+    out = tmp_path / "run"
+    r = subprocess.run([str(Path(sys.executable).with_name("locus")), "train", "--config", str(REPO / "configs/microworld.yaml"),
+                        "--model", str(REPO / "runs/miniature2/base"), "--output_dir", str(out), "--max_steps", "1", "--n_train", "8",
+                        "--n_val", "8", "--cache_dir", str(tmp_path / "cache"), "--save_steps", "0"],
+                       capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    h = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert h["rewards/format_reward/mean"] >= 0.9 and h["rewards/box_parsed/mean"] >= 0.9 and h["rewards/iou_reward/mean"] > 0

@@ -8,8 +8,8 @@ import argparse, json, os, time
 os.environ.setdefault("OMP_NUM_THREADS", "1"); os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np, torch
 torch.set_num_threads(1)
-from locus.microworld import (COLORS, KINDS, MIX, SHAPES, answer_balance, eval_set, generate, locus_reward, majority_share, mde,
-                              pretrain_example, score)
+from locus.microworld import COLORS, KINDS, SHAPES, answer_balance, eval_set, generate, locus_reward, majority_share, score
+from locus.microbase import MIX, mde, pretrain_example
 from locus.testing import load_pretrained_vlm
 
 p = argparse.ArgumentParser()
