@@ -23,8 +23,9 @@ p.add_argument("--seed", type=int, default=0)
 p.add_argument("--config", default="configs/microworld.yaml", help="LOCUS's run settings: model, steps, prompts per step, lr, warm-up")
 p.add_argument("--out", default=None, help="default: runs/miniature2/<condition>-s<seed>")
 p.add_argument("--max_steps", type=int, default=0, help="0: the config's")
+p.add_argument("--model", default=None, help="the base (default: the config's model)")
 a = p.parse_args()
-cfg = yaml.safe_load(open(a.config))
+cfg = yaml.safe_load(open(a.config)); cfg["model"] = a.model or cfg["model"]
 steps = a.max_steps or cfg["max_steps"]; rows = cfg["per_device_train_batch_size"] // cfg["num_generations"]
 out = a.out or f"runs/miniature2/{a.condition}-s{a.seed}"; os.makedirs(out, exist_ok=True)
 torch.manual_seed(a.seed); rng = np.random.default_rng(a.seed)
