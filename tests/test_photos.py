@@ -20,6 +20,7 @@ CONFIGS = Path(__file__).parents[1] / "configs"
 SCALED = {
     "cpu_demo":             dict(per_device_train_batch_size=2, num_generations=2, gradient_accumulation_steps=2),
     "miniature":            dict(per_device_train_batch_size=4, num_generations=2, gradient_accumulation_steps=1),
+    "microworld":           dict(per_device_train_batch_size=4, num_generations=2, gradient_accumulation_steps=1),   # 8 prompts x 8, full fine-tuning
     "qwen2.5-vl-3b-qlora":  dict(per_device_train_batch_size=2, num_generations=2, gradient_accumulation_steps=4),
     "qwen2.5-vl-7b-qlora":  dict(per_device_train_batch_size=2, num_generations=2, gradient_accumulation_steps=4),
     "qwen2.5-vl-3b-lean":   dict(per_device_train_batch_size=1, num_generations=2, gradient_accumulation_steps=4, steps_per_generation=2),
@@ -27,7 +28,7 @@ SCALED = {
     "qwen2.5-vl-7b-fast":   dict(per_device_train_batch_size=1, num_generations=4, gradient_accumulation_steps=8, steps_per_generation=4),
     "qwen2.5-vl-7b-full":   dict(per_device_train_batch_size=4, num_generations=2, gradient_accumulation_steps=2),
 }
-LEVERS = ("mode", "share_vision", "offload_embeddings", "generation_chunk")
+LEVERS = ("mode", "train_vision", "share_vision", "offload_embeddings", "generation_chunk")
 
 def shipped(name):
     return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
