@@ -15,7 +15,8 @@ from .microworld import (AREAS, CANVAS, COLORS, OBJECTS, SHAPES, SPLITS, Scene, 
                               micro_model, sft_batch)
 
 # %% auto #0
-__all__ = ['MIX', 'object_cover', 'vision_scene', 'pretrain_vision', 'curriculum', 'pretrain_example', 'lr_at', 'pretrain', 'mde']
+__all__ = ['MIX', 'object_cover', 'vision_scene', 'pretrain_vision', 'curriculum', 'pretrain_example', 'lr_at', 'row_losses',
+           'pretrain', 'mde']
 
 # %% ../nbs/09_microworld_base.ipynb #c54ed1b9
 def object_cover(scene:Scene, cell:int=28) -> torch.Tensor:
@@ -120,6 +121,12 @@ def _load_ckpt(model, opt, path:Path) -> dict:
         if f"{n}.exp_avg" in m: opt.state[p] = dict(step=torch.tensor(float(st["step"])), exp_avg=m[f"{n}.exp_avg"], exp_avg_sq=m[f"{n}.exp_avg_sq"])
     return st
 
+def row_losses(model, proc, examples:list[dict]) -> torch.Tensor:
+    "Each row's mean next-token cross-entropy over its completion (`sft_batch`'s labels): what pretraining and the SFT control minimise."
+    b = sft_batch(proc, examples); logits = model(**{k: v for k, v in b.items() if k != "labels"}).logits[:, :-1]
+    lab = b["labels"][:, 1:]; ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), lab, reduction="none")
+    return (ce * (lab != -100)).sum(1) / (lab != -100).sum(1)
+
 def pretrain(out:str|Path,             # run folder: `ckpt/` (resume state) and, at the end, `base/` (the pretrained model)
              minutes:float=40.0,       # wall-time budget of the whole run (over resumes): the schedule's length
              max_steps:int=4000,       # or stop at this many steps, whichever comes first
@@ -149,9 +156,7 @@ def pretrain(out:str|Path,             # run folder: `ckpt/` (resume state) and,
         p = progress(step)
         for g in opt.param_groups: g["lr"] = lr_at(p, lr) * g["scale"]
         exs = [pretrain_example(step, i, p, batch_size) for i in range(batch_size)]
-        b = sft_batch(proc, exs); logits = model(**{k: v for k, v in b.items() if k != "labels"}).logits[:, :-1]
-        lab = b["labels"][:, 1:]; ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), lab, reduction="none")
-        per = (ce * (lab != -100)).sum(1) / (lab != -100).sum(1); per.mean().backward()
+        per = row_losses(model, proc, exs); per.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
         acc += [(e["kind"], float(v)) for e, v in zip(exs, per.detach())]; step += 1
         st.update(step=step, seconds=done0 + time.time() - t0)

@@ -13,8 +13,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1"); os.environ.setdefault("HF_HUB_OFF
 import numpy as np, torch
 torch.set_num_threads(1)
 import yaml
-from locus.microworld import SPLITS, eval_set, sft_batch
-from locus.microbase import pretrain_example
+from locus.microworld import SPLITS, eval_set
+from locus.microbase import pretrain_example, row_losses
 from locus.testing import load_pretrained_vlm, save_pretrained_vlm
 
 p = argparse.ArgumentParser()
@@ -41,9 +41,7 @@ else:                      # the pretraining mix on scenes pretraining never dre
 log, t0 = [], time.time()
 for s in range(steps):
     for g in opt.param_groups: g["lr"] = cfg["learning_rate"] * min(1.0, (s + 1) / (cfg["warmup_steps"] + 1))
-    b = sft_batch(proc, batch(s)); logits = model(**{k: v for k, v in b.items() if k != "labels"}).logits[:, :-1]
-    lab = b["labels"][:, 1:]; ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), lab, reduction="none")
-    loss = ((ce * (lab != -100)).sum(1) / (lab != -100).sum(1)).mean(); loss.backward()
+    loss = row_losses(model, proc, batch(s)).mean(); loss.backward()
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
     log.append(dict(step=s + 1, loss=round(loss.item(), 4), grad_norm=round(float(gn), 4), lr=opt.param_groups[0]["lr"], seconds=round(time.time() - t0, 1)))
     if (s + 1) % 20 == 0: print(json.dumps(log[-1]), flush=True)

@@ -4,7 +4,7 @@
 
 Reads gate.json, each LOCUS run's training log (metrics.jsonl: the IoU reward per step) and eval/<run>/predictions.jsonl.
 """
-import argparse, json
+import argparse, functools, json
 from pathlib import Path
 import numpy as np
 
@@ -15,7 +15,8 @@ p.add_argument("--resamples", type=int, default=10_000)
 a = p.parse_args()
 root, seeds = Path(a.root), [int(s) for s in a.seeds.split(",")]
 plan, gate = json.loads((root / "plan.json").read_text()), json.loads((root / "gate.json").read_text())
-preds = lambda run: [json.loads(l) for l in (root / "eval" / run / "predictions.jsonl").read_text().splitlines()]
+@functools.cache
+def preds(run): return [json.loads(l) for l in (root / "eval" / run / "predictions.jsonl").read_text().splitlines()]
 def correct(run, tier="primary", set_name=None):
     rs = [r for r in preds(run) if (r["tier"] == tier if set_name is None else r["set"] == set_name)]
     return np.array([r["correct"] for r in rs]), [r["seed"] for r in rs]
