@@ -77,6 +77,6 @@ docs-browser: setup-docs
 demo: setup
 	$(BIN)/locus train --config configs/cpu_demo.yaml
 
-# LOCUS in miniature from scratch (nbs/09_miniature.ipynb): pretraining, 15 training runs, evaluation, AIB, report
+# LOCUS in miniature from scratch (nbs/09_miniature.ipynb): both candidate bases, their gate, the RL comparison when one passes, the verdict
 miniature: setup
 	LOCUS=$(BIN)/locus bash runs/miniature.sh

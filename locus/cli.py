@@ -80,7 +80,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("locus.evaluate", "eval_cli", "evaluate a model (or model + adapter) on benchmarks"),
     "compare": ("locus.evaluate", "compare_cli", "compare two evaluation runs side by side"),
     "attention": ("locus.attention", "attention_cli", "Attention-in-Box analysis of one or two models"),
-    "miniature": ("locus.miniature", "miniature", "LOCUS in miniature: pretrain a micro model, train LOCUS and its controls, evaluate"),
+    "miniature": ("locus.miniature", "miniature", "LOCUS in miniature: pretrain a micro base, gate it, train LOCUS and its controls, judge (runs/miniature.sh)"),
     "reproduce": ("locus.reproduce", "reproduce_cli", "reproduce LOCUS on one GPU, checks to report card (runs/reproduce.sh; --smoke: CPU)"),
 }
 

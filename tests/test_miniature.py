@@ -1,230 +1,125 @@
-"LOCUS in miniature: the micro world's questions are right, the collator trains on answers only, the controls run through `locus train`'s code, and the committed results are what the committed checkpoints produce."
-import json
+"LOCUS in miniature (nbs/09_miniature.ipynb): the sets are the plan's, the gate reproduces the committed rows, `locus miniature` runs every stage as a user types it, and the verdict follows the pre-registered rule."
+import json, os, re, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
-import torch
 
-import locus.miniature as M
-from locus.reward import has_format, parse_box
-from locus.miniature import (MicroBench, SFTCollator, MicroSFTData, full_name, micro_example, micro_model, micro_question,
-                             micro_scene, run_condition, shape_name, text_cue_dataset)
+from locus.microworld import SPLITS
+from locus.miniature import (CANDIDATES, CONDITIONS, EVAL_SETS, SETS, choose_base, hierarchical_ci, make_set, mean_ci, read_jsonl,
+                             verdict, write_jsonl)
 
 REPO = Path(__file__).resolve().parents[1]
-ROOT, CONFIG = REPO / "runs" / "miniature", REPO / "configs" / "miniature.yaml"
+RUN = REPO / "runs" / "miniature2"
+PLAN = json.loads((RUN / "plan.json").read_text())
+LOCUS = str(Path(sys.executable).with_name("locus"))
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
 
-def padded_crop(image, box):
-    x1, y1, x2, y2 = box; p = max(2, int(0.15 * max(x2 - x1, y2 - y1)))
-    return image.crop((max(0, x1 - p), max(0, y1 - p), min(image.size[0], x2 + p), min(image.size[1], y2 + p)))
+def seeds_named(text): return {int(s.replace(",", "")) for s in re.findall(r"\d{1,3}(?:,\d{3})+", text)}
 
-def target_of(scene, box): return next(o for o in scene.objects if list(o.box) == list(box))
+def test_sets_are_the_plans():
+    "Every gate item's set starts at the seeds plan.json names, holds the size it names, and the primary set is 1,000 test items."
+    names = {"colour_larger": ["colour_larger"], "colour_size_gap": ["colour_tiny", "colour_small"], "ground_larger": ["ground_larger"],
+             "proxy_val_miou": ["proxy_val"], "answer_balance": ["shape"]}
+    for item, sets in names.items():
+        assert {p[2] for s in sets for p in SETS[s][1]} <= seeds_named(PLAN["gate"][item]["set"]), item
+        assert all(f"{p[1]} " in PLAN["gate"][item]["set"] for s in sets for p in SETS[s][1]), item
+    primary = make_set("primary")
+    assert len(primary) == 1000 and all(SPLITS["test"] <= e["seed"] < SPLITS["test"] + 10_000_000 for e in primary)
+    assert {e["n_objects"] for e in primary} == {5, 6, 7} and {e["bucket"] for e in primary} == {"tiny", "small"}
+    assert SETS["primary"][0] == "primary" and all(SETS[s][0] != "primary" for s in SETS if s != "primary")
+    assert set(EVAL_SETS) <= set(SETS) and CONDITIONS == tuple(PLAN["rl"]["conditions"])
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_questions_are_right(seed):
-    "Every kind's answer follows from the scene: the colour of the named shape, the side, the box, presence or absence."
-    for i in range(12):
-        sc, rng = micro_scene(seed, i), np.random.default_rng(i)
-        for kind in [*M.MICRO_KINDS, "pair_ground"]:
-            ex = micro_question(sc, kind, rng)
-            if ex is None: continue
-            if kind == "existence":
-                name = ex["question"][len("Is there a "):].split(" in the image")[0]
-                assert (ex["answer"] == "Yes") == any(full_name(o) == name for o in sc.objects)
-                continue
-            t = target_of(sc, ex["box"])
-            if kind in ("attribute", "pair"): assert ex["options"][ex["answer"]] == t.color
-            if kind in ("color", "pair_color"): assert ex["answer"] == t.color and not ex["options"]
-            if kind in ("attribute", "color"): assert sum(shape_name(o) == shape_name(t) for o in sc.objects) == 1
-            if kind == "grounding":
-                assert json.loads(ex["answer"]) == list(t.box) and sum(full_name(o) == full_name(t) for o in sc.objects) == 1
-            if kind == "grounding_think":   # the proxy task's answer format: the reward reads it as the object's box, format satisfied
-                assert parse_box(ex["answer"]) == [float(v) for v in t.box] and has_format(ex["answer"]) and f"Find the {full_name(t)} " in ex["question"]
-            if kind == "position":
-                ref = next(o for o in sc.objects if f"of the {shape_name(o)}?" in ex["question"] and o is not t)
-                side = ex["options"][ex["answer"]]
-                assert (side == "left") == ((t.box[0] + t.box[2]) < (ref.box[0] + ref.box[2]))
-            if kind.startswith("pair"): assert len(ex["images"]) == 2
-            if kind == "pair_ground":   # the named object's box; image 2 is a crop of another object, never the answer's
-                assert parse_box(ex["answer"]) == [float(v) for v in t.box] and f"Find the {full_name(t)} " in ex["question"]
-                assert ex["question"].startswith("Image 1 is a full scene. Image 2 is a region cropped from image 1. Find the ")
-                crops = [padded_crop(sc.image, o.box) for o in sc.objects]
-                same = [np.array_equal(np.asarray(ex["images"][1]), np.asarray(c)) for c in crops]
-                assert any(s for o, s in zip(sc.objects, same) if o is not t) and not same[sc.objects.index(t)]
+def test_mean_ci_covers_the_mean():
+    m, lo, hi = mean_ci([1.0] * 30 + [0.0] * 70)
+    assert m == 0.3 and 0.2 < lo < 0.3 < hi < 0.4
+    assert mean_ci([1.0] * 10)[1:] == (1.0, 1.0)
 
-def test_examples_are_deterministic_and_varied():
-    a, b = micro_example(3, 17), micro_example(3, 17)
-    assert a["question"] == b["question"] and a["answer"] == b["answer"] and np.array_equal(np.asarray(a["images"][0]), np.asarray(b["images"][0]))
-    kinds = {micro_example(3, i)["kind"] for i in range(60)}
-    assert kinds == set(M.MICRO_KINDS)
+def test_committed_verdict_is_the_rule_on_the_committed_files(tmp_path):
+    "verdict.json is what `verdict` computes from the committed gate files; no base passed, so it is 'uninformative'."
+    cands = {k: RUN / v for k, v in CANDIDATES.items()}
+    committed = json.loads((RUN / "verdict.json").read_text())
+    assert choose_base(cands) is None and committed["chosen_base"] is None and committed["verdict"] == "uninformative"
+    for k, g in committed["gate"].items():
+        gate = json.loads((cands[k] / "gate.json").read_text())
+        assert g == dict(passed=gate["passed"], failed=[i for i, v in gate["gate"].items() if not v["passed"]])
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN))
+    for k, r in cands.items(): (tmp_path / CANDIDATES[k]).mkdir(exist_ok=True); (tmp_path / CANDIDATES[k] / "gate.json").write_text((r / "gate.json").read_text())
+    assert verdict(tmp_path, {k: tmp_path / v for k, v in CANDIDATES.items()}) == committed
 
-def test_micro_world_and_curriculum():
-    "Scenes hold only the micro world's solid shapes; the pretraining stream follows its curriculum stage by stage."
-    for i in range(20):
-        assert all(o.shape in M.MICRO_SHAPES and o.texture == "solid" for o in micro_scene(4, i).objects)
-    d = MicroSFTData(100, seed=2, curriculum=[(10, M.WARMUP_KINDS, (1, 2)), (20, M.MICRO_KINDS, (1, 3))])
-    assert d.stage(9) == (M.WARMUP_KINDS, (1, 2)) and d.stage(10) == (M.MICRO_KINDS, (1, 3)) and d.stage(30) == (M.MICRO_KINDS, M.MICRO_OBJECTS)
-    for i in range(10):
-        ex = micro_example(2, i, *d.stage(i))
-        assert ex["kind"] in M.WARMUP_KINDS and ex["n_objects"] <= 2
-        assert d[i]["answer"] == ex["answer"]
-    assert max(micro_example(2, i, *d.stage(i))["n_objects"] for i in range(10, 30)) <= 3
-    needle = M.MICRO_NEEDLE.items(M.MICRO_NEEDLE.load(limit=12))
-    assert all(it.question.split("of the ")[1].split("?")[0] in M.MICRO_SHAPES for it in needle)
+def test_readme_reports_the_verdict():
+    "The README's miniature row states the committed verdict and why."
+    v = json.loads((RUN / "verdict.json").read_text())
+    row = next(l for l in (REPO / "README.md").read_text().splitlines() if l.startswith("| LOCUS in miniature"))
+    assert f"verdict: {v['verdict']}" in row and ("no candidate base passed the gate" in row) == (v["chosen_base"] is None)
+    vals = [a for root in (RUN, RUN / "b") for gg in [json.loads((root / "gate.json").read_text())]
+            for a in (gg["gate"]["colour_larger"]["value"], gg["gate"]["colour_size_gap"]["value"]["tiny"], gg["gate"]["colour_size_gap"]["value"]["small"],
+                      gg["primary_base"]["accuracy"])]
+    span = f"({int(100 * min(vals))}-{int(np.ceil(100 * max(vals)))}% on colours, chance 10%)"   # the paragraph under the table
+    assert span in " ".join((REPO / "README.md").read_text().split()), span
 
-@pytest.fixture(scope="module")
-def small_model():
-    return micro_model(hidden_size=64, text_layers=1, vision_depth=2)
+def made_up(root, locus_p, gate_ok, rise, rng):
+    "An experiment folder with made-up runs: LOCUS at accuracy `locus_p`, its IoU reward rising by `rise`, SFT 0.31, CPT 0.30."
+    (root / "plan.json").write_text(json.dumps(PLAN))
+    (root / "gate.json").write_text(json.dumps({"passed": gate_ok, "gate": {k: {"passed": gate_ok} for k in PLAN["gate"] if k != "rule"}}))
+    def run(name, p, miou):
+        rows = [dict(set="primary", tier="primary", seed=i, correct=float(rng.random() < p)) for i in range(1000)]
+        rows += [dict(set="primary_larger", tier="secondary", seed=i, correct=float(rng.random() < 0.8)) for i in range(600)]
+        write_jsonl(rows + [dict(set="proxy_val", tier="secondary", seed=i, iou=miou) for i in range(50)], root / "eval" / name / "predictions.jsonl")
+    run("base", 0.30, 0.10)
+    for s in range(3):
+        run(f"locus-s{s}", locus_p, 0.25); run(f"sft-s{s}", 0.31, 0.2); run(f"cpt-s{s}", 0.30, 0.1)
+        write_jsonl([{"rewards/iou_reward/mean": 0.05 + rise * i / 199} for i in range(200)], root / f"locus-s{s}" / "metrics.jsonl")
+    return root
 
-def test_collator_trains_on_the_answer_only(small_model):
-    _, proc = small_model
-    data = MicroSFTData(6, seed=1)
-    batch = SFTCollator(proc)([data[i] for i in range(6)])
-    for i in range(6):
-        lab = batch["labels"][i]
-        assert proc.tokenizer.decode(lab[lab != -100]) == data[i]["answer"] + "<|im_end|>"
-    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()   # padding never scored
+@pytest.mark.parametrize("locus_p,gate_ok,rise,want", [(0.40, True, 0.2, "effect"), (0.32, True, 0.2, "null"),
+                                                      (0.40, False, 0.2, "uninformative"), (0.40, True, 0.05, "uninformative")])
+def test_verdict_follows_the_plans_rule(tmp_path, locus_p, gate_ok, rise, want):
+    "On made-up runs the pre-registered rule turns gate, positive control and CIs into the verdict; the numbers are kept whatever it says."
+    v = verdict(made_up(tmp_path, locus_p, gate_ok, rise, np.random.default_rng(0)), resamples=2000)
+    assert v["verdict"] == want, v
+    assert v["ci"]["locus-sft"]["low"] < v["ci"]["locus-sft"]["point"] < v["ci"]["locus-sft"]["high"]
+    assert all(c["passed"] == (rise >= 0.1) for c in v["positive_control"].values())
+    if want == "null": assert v["largest_advantage_excluded"]["locus-sft"] == v["ci"]["locus-sft"]["high"]
+    if want == "effect": assert v["ci"]["locus-cpt"]["low"] > 0 and v["larger_not_worse_by_3_points"]
 
-def test_micro_model_learns_on_the_stream(small_model):
-    "A few SFT steps on the stream lower the loss on a fixed batch: the wiring carries learning signal."
-    model, proc = small_model
-    model = type(model)._from_config(model.config); model.train()
-    batch = SFTCollator(proc)([MicroSFTData(16, seed=1)[i] for i in range(16)])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = model(**batch).loss.item()
-    for _ in range(8):
-        loss = model(**batch).loss; loss.backward(); opt.step(); opt.zero_grad()
-    assert model(**batch).loss.item() < 0.8 * first
+def test_verdict_refuses_a_chosen_base_without_runs(tmp_path):
+    made_up(tmp_path, 0.4, True, 0.2, np.random.default_rng(0))
+    (tmp_path / "eval" / "sft-s1" / "predictions.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match="sft-s1/predictions.jsonl is missing: run `locus miniature --stages rl` first"): verdict(tmp_path)
 
-def test_micro_bench_scores_each_kind():
-    b = MicroBench("micro", counts={"attribute": 2, "existence": 2, "grounding": 2, "color": 1})
-    items = list(b.items(b.load()))
-    assert [it.category for it in items] == ["attribute"] * 2 + ["existence"] * 2 + ["grounding"] * 2 + ["color"]
-    c = items[-1]; items = items[:-1]
-    assert b.score(c, f"{c.answer.capitalize()}.", None)["correct"] and not b.score(c, "none", None)["correct"]
-    g = items[-1]
-    assert b.score(g, g.answer, None)["correct"] and b.score(g, f"<answer>{g.answer}</answer>", None)["iou"] == 1.0
-    assert not b.score(g, "no idea", None)["correct"]
-    e = items[2]
-    assert b.score(e, e.answer, None)["correct"] and not b.score(e, "yes" if e.answer == "No" else "no", None)["correct"]
-    a = items[0]
-    assert b.score(a, a.answer, None)["correct"] and not b.score(a, "Z", None)["correct"]
-    recs = [dict(category=it.category, correct=True, size="tiny", iou=1.0) for it in items]
-    m = b.metrics(recs)
-    assert m["overall"] == 100.0 and m["attribute/tiny"] == 100.0 and m["grounding_mean_iou"] == 100.0
+def test_hierarchical_ci_sees_a_real_difference():
+    rng = np.random.default_rng(1); n = 800
+    acc = {(c, s): (rng.random(n) < p).astype(float) for c, p in (("locus", 0.5), ("sft", 0.4), ("cpt", 0.4)) for s in range(3)}
+    ci = hierarchical_ci(acc, [0, 1, 2], resamples=2000)
+    assert all(0 < v["low"] < 0.1 < v["high"] for v in ci.values())
 
-def test_text_cue_rows_box_the_described_object(tmp_path):
-    from locus.train import parse_config, proxy_data, proxy_source
-    cfg, _ = parse_config(["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path), "--n_train", "24", "--n_val", "2",
-                           "--synthetic_images", "40", "--max_pixels", "12544"])
-    rows, src = proxy_data(cfg, progress=False)["train"], proxy_source(cfg)
-    ds = text_cue_dataset(rows, src)
-    assert len(ds) + sum(ds.skipped.values()) == len(rows) and len(ds) > 0
-    for r in ds:
-        assert len(r["images"]) == 1 and r["images"][0].size == tuple(r["model_size"])
-        name = r["prompt"][0]["content"][1]["text"].split("Find the ")[1].split(" in image 1")[0]
-        objs = src.scene(int(r["source"].split(":")[2])).objects
-        (o,) = [o for o in objs if full_name(o) == name]
-        assert r["solution"] == [float(v) for v in o.box]   # 112 x 112 scenes are seen at full size: pixels == the model's frame
+def test_miniature_command_as_the_notebook_prints_it(tmp_path):
+    "`locus miniature` on a copy of the experiment: the gate of the committed base (first items), rl skipped by the plan, then forced, and the verdict."
+    root = tmp_path / "exp"; root.mkdir(); (root / "plan.json").write_text(json.dumps(PLAN)); (root / "base").symlink_to(RUN / "base")
+    run = lambda *a: subprocess.run([LOCUS, "miniature", "--root", str(root), *a], capture_output=True, text=True, cwd=REPO, env=ENV)
+    r = run("--stages", "gate,rl,verdict", "--limit", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "[rl] skipped: no candidate base passed the gate" in r.stdout and not (root / "eval").exists()
+    committed = {n: {x["seed"]: x["completion"] for x in read_jsonl(RUN / "results" / f"{n}.jsonl")} for n in SETS}
+    for n in SETS:   # the gate's rows are the committed gate's, completion for completion
+        rows = read_jsonl(root / "results" / f"{n}.jsonl"); assert rows and all(committed[n][x["seed"]] == x["completion"] for x in rows), n
+    assert json.loads((root / "verdict.json").read_text())["verdict"] == "uninformative"
+    r = run("--stages", "rl,verdict", "--force", "--seeds", "0", "--max_steps", "1", "--limit", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("base", "locus-s0", "sft-s0", "cpt-s0"):
+        m = json.loads((root / "eval" / name / "metrics.json").read_text())["metrics"]; assert set(m) == set(EVAL_SETS), name
+    h = read_jsonl(root / "locus-s0" / "metrics.jsonl")[0]
+    assert h["rewards/format_reward/mean"] >= 0.9 and "rewards/iou_reward/mean" in h
+    v = json.loads((root / "verdict.json").read_text())
+    assert v["verdict"] == "uninformative" and v["positive_control"]["locus-s0"]["passed"] is False and v["primary"]["base"] >= 0
 
-def test_conditions_run_through_locus_train(tmp_path, small_model):
-    "sft and text (the two conditions with code of their own) train, keep only the adapter, and evaluate; a shard is validated."
-    from locus.testing import save_pretrained_vlm
-    save_pretrained_vlm(*small_model, tmp_path / "pretrained")
-    over = ["--max_steps", "1", "--per_device_train_batch_size", "4", "--num_generations", "4", "--n_train", "8", "--n_val", "2",
-            "--synthetic_images", "30", "--save_steps", "1", "--max_completion_length", "8", "--disable_tqdm", "true"]
-    for name in ("sft", "text"):
-        out = run_condition(name, 0, tmp_path, CONFIG, over)
-        assert (out / "adapter_model.safetensors").exists() and not list(out.glob("checkpoint-*")) and not (out / "training_args.bin").exists()
-        assert (out / "metrics.jsonl").read_text().strip()
-    r = M.evaluate_condition(tmp_path, "text-s0", limit=2, progress=False)
-    assert set(r) == {"micro", "micro_needle", "micro_needle_word", "proxy_val"} and r["micro"]["n"] == 2
-    with pytest.raises(FileNotFoundError, match="no trained adapter"): M.evaluate_condition(tmp_path, "large-s0", limit=1)
-    with pytest.raises(ValueError, match="shard"): M.miniature(str(tmp_path), stages="report", shard="2/2")
+def test_miniature_refuses_bad_options():
+    for args, msg in ((["--stages", "train"], "unknown stage 'train'"), (["--candidate", "C"], "--candidate 'C': expected one of B, A")):
+        r = subprocess.run([LOCUS, "miniature", *args], capture_output=True, text=True, cwd=REPO, env=ENV)
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
 
-committed = pytest.mark.skipif(not (ROOT / "eval" / "locus-s0" / "predictions.jsonl").exists(), reason="no committed miniature results")
-
-@committed
-@pytest.mark.parametrize("run", ["base", "locus-s0"])
-def test_committed_predictions_come_from_committed_checkpoints(tmp_path, run):
-    "Re-answer the first items of each benchmark with the committed weights: the same greedy answers as committed."
-    from locus.evaluate import evaluate
-    from locus.model import load_model
-    model, proc = load_model(ROOT / "pretrained", dtype="float32", adapter=None if run == "base" else ROOT / run)
-    old = {(r["bench"], r["id"]): r for r in map(json.loads, open(ROOT / "eval" / run / "predictions.jsonl"))}
-    for bench in ("micro", "micro_needle"):
-        evaluate(model, proc, bench, tmp_path, limit=16, progress=False, batch_size=16)   # the committed first batch
-    new = [json.loads(l) for l in open(tmp_path / "predictions.jsonl")]
-    same = [r["raw"] == old[(r["bench"], r["id"])]["raw"] for r in new]
-    assert len(new) == 32 and np.mean(same) >= 0.9, np.mean(same)   # thread counts may flip a near-tie
-
-@committed
-def test_committed_report_is_the_results():
-    "results.md is what the report stage computes from the committed evaluations."
-    tab = M.results_table(ROOT)
-    assert set(tab.condition) == set(M.CONDITIONS) and (tab[tab.condition != "base"].seeds == 3).all()
-    for _, r in tab.iterrows():
-        assert f"{r['mean']:.1f} ± {r['std']:.1f}" in (ROOT / "results.md").read_text()
-
-def test_validation_split_does_not_depend_on_n_train(tmp_path):
-    "proxy_val_dir builds the validation split alone (n_train 0): it must hold the rows of the full build's validation split."
-    from locus.train import parse_config, proxy_data
-    args = ["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path), "--n_val", "6", "--synthetic_images", "40", "--max_pixels", "12544"]
-    a = proxy_data(parse_config(args + ["--n_train", "0"])[0], progress=False)["validation"]
-    b = proxy_data(parse_config(args + ["--n_train", "12"])[0], progress=False)["validation"]
-    assert len(a) == 6 and [r["solution"] for r in a] == [r["solution"] for r in b] and [r["source"] for r in a] == [r["source"] for r in b]
-
-def test_pretrain_reuses_only_a_matching_checkpoint(tmp_path):
-    "A finished checkpoint is reused for the same step count and refused, with the fix named, for another."
-    out = tmp_path / "pretrained"; out.mkdir()
-    (out / "model.safetensors").write_bytes(b"x"); (out / "log_history.json").write_text(json.dumps([{"step": 5, "loss": 1.0}]))
-    assert M.pretrain(out, steps=5) == out
-    with pytest.raises(ValueError, match="pretrained for 5 steps, not 7.*--pretrain_steps 5"): M.pretrain(out, steps=7)
-
-def test_synthetic_world_options_reach_the_proxy_source(tmp_path):
-    "configs/miniature.yaml's shapes and textures reach the proxy task's scenes; an unknown name is refused by name; unset options keep the default source."
-    from locus.train import parse_config, proxy_source
-    args = ["--config", str(CONFIG), "--model", "tiny", "--cache_dir", str(tmp_path)]
-    src = proxy_source(parse_config(args)[0])
-    assert src.identity()["shapes"] == list(M.MICRO_SHAPES) and src.identity()["textures"] == ["solid"]
-    assert all(o.shape in M.MICRO_SHAPES and o.texture == "solid" for i in range(5) for o in src.scene(i).objects)
-    with pytest.raises(ValueError, match="synthetic_shapes: unknown \\['blob'\\]"): proxy_source(parse_config(args + ["--synthetic_shapes", "ring,blob"])[0])
-    plain = proxy_source(parse_config(args + ["--synthetic_shapes", "", "--synthetic_textures", ""])[0])
-    assert "shapes" not in plain.identity() and "textures" not in plain.identity()
-
-def test_word_needle_asks_the_needle_probe_openly():
-    "The word needle probe has the needle probe's scenes and answers, asked without options; it scores the colour word."
-    mc, word = (list(b.items(b.load(limit=6))) for b in (M.MICRO_NEEDLE, M.MICRO_NEEDLE_WORD))
-    for a, b in zip(mc, word):
-        assert a.id == b.id and np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
-        assert b.answer == a.options[a.answer] and not b.options and b.question.endswith("Answer with one word.")
-        assert M.MICRO_NEEDLE_WORD.score(b, f"{b.answer.capitalize()}.", None)["correct"]
-        assert not M.MICRO_NEEDLE_WORD.score(b, "A", None)["correct"]
-
-def test_continue_pretraining_is_phase_two(tmp_path, small_model):
-    "Phase 2 starts from phase 1's weights, sees pair_ground questions, saves atomically, and skips a finished model."
-    from collections import Counter
-    from safetensors.torch import load_file
-    from locus.testing import save_pretrained_vlm
-    src = save_pretrained_vlm(*small_model, tmp_path / "phase1")
-    kinds = Counter(micro_example(5, i, M.GROUNDING_MIX)["kind"] for i in range(300))
-    assert 0.08 < kinds["pair_ground"] / 300 < 0.3, kinds
-    out = M.continue_pretraining(src, tmp_path / "pretrained", steps=2, batch=2)
-    assert max(h.get("step", 0) for h in json.loads((out / "log_history.json").read_text())) == 2
-    assert not (tmp_path / "pretrained.work").exists() and not (tmp_path / "pretrained.tmp").exists()
-    a, b = load_file(src / "model.safetensors"), load_file(out / "model.safetensors")
-    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
-    stamp = (out / "model.safetensors").stat().st_mtime_ns
-    assert M.continue_pretraining(src, out, steps=2, batch=2) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp
-
-def test_pretraining_costs_are_the_committed_logs():
-    "09's costs table states each pretraining phase's steps, minutes, rate and step time as the committed log_history.json records them."
-    import nbformat, re
-    md = "\n".join(c.source for c in nbformat.read(REPO / "nbs" / "09_miniature.ipynb", 4).cells if c.cell_type == "markdown")
-    for phase, folder in (("phase 1", "pretrained-phase1"), ("phase 2", "pretrained")):
-        row = re.search(rf"\| pretraining, {phase} \| ([^|]+)\|", md).group(1)
-        end = json.loads((ROOT / folder / "log_history.json").read_text())[-1]
-        steps = int(re.search(r"([\d,]+) steps", row).group(1).replace(",", ""))
-        assert steps == end["step"], (phase, row)
-        assert float(re.search(r"in ([\d.]+) min", row).group(1)) == pytest.approx(end["train_runtime"] / 60, abs=0.1 if "." in row.split("in ")[1][:5] else 0.5)
-        if m := re.search(r"([\d.]+) examples/s", row): assert float(m.group(1)) == pytest.approx(end["train_samples_per_second"], abs=0.05)
-        if m := re.search(r"([\d.]+) s a step", row): assert float(m.group(1)) == pytest.approx(1 / end["train_steps_per_second"], abs=0.005)
+def test_miniature_help_explains_every_option():
+    r = subprocess.run([LOCUS, "miniature", "--help"], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0
+    for opt in ("--root", "--stages", "--candidate", "--minutes", "--vision_steps", "--conditions", "--seeds", "--config", "--force", "--limit", "--max_steps"):
+        assert opt in r.stdout, opt

@@ -13,7 +13,14 @@ from safetensors.torch import load_file
 from locus.microworld import micro_model, MicroConfig, make_example, sft_batch
 sec = tuple(int(x) for x in sys.argv[1].split(",")); theta = float(sys.argv[2]); steps = int(sys.argv[3])
 model, proc = micro_model(0, MicroConfig(rope_theta=theta, mrope_section=sec))
-w = load_file("runs/miniature2/b/vision/model.safetensors"); model.load_state_dict(w)   # stage 0 weights (vision + aligned words)
+init = os.environ.get("INIT_FROM", "runs/miniature2/b/vision/model.safetensors")
+w = load_file(init); model.load_state_dict(w)   # stage 0 weights (vision + aligned words)
+if os.environ.get("TIE_QK"):   # every text attention starts as a similarity search: each head's key projection = its query projection
+    t = model.config.text_config; hd = t.hidden_size // t.num_attention_heads; g = t.num_attention_heads // t.num_key_value_heads
+    with torch.no_grad():
+        for layer in model.model.language_model.layers:
+            a = layer.self_attn
+            for h in range(t.num_attention_heads): a.q_proj.weight[h * hd:(h + 1) * hd] = a.k_proj.weight[(h // g) * hd:(h // g + 1) * hd]
 model.train(); opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
 acc = []; t0 = time.time()
 for step in range(steps):
