@@ -13,8 +13,9 @@ import numpy as np
 from fastcore.script import anno_parser, call_parse
 
 from .answers import accuracy
-from .benchmarks import (BENCHMARKS, LMMS_PIXELS, OWN_FIELDS, PROTOCOLS, Benchmark, Ctx, Item, OwnBenchmark,
-                              get_benchmark, item_messages, load_image, load_rows)
+from .benchmarks import (BENCHMARKS, LMMS_PIXELS, PROTOCOLS, Benchmark, Ctx, Item, get_benchmark, item_messages, load_image,
+                              load_rows)
+from .own_benchmark import OWN_FIELDS, OwnBenchmark
 from .boxes import model_frame, pixel_budget
 
 # %% auto #0

@@ -388,7 +388,7 @@ def test_own_benchmark_through_the_cli(tmp_path, capsys):
 
 def test_own_benchmark_yes_no_grounding_and_a_dataset_object(tmp_path, tiny):
     from datasets import Dataset
-    from locus.benchmarks import OwnBenchmark
+    from locus.own_benchmark import OwnBenchmark
     import skimage.data
     im = Image.fromarray(skimage.data.coffee())                            # 600 x 400
     ds = Dataset.from_list([{"question": "the cup", "answer": [150.0, 100.0, 300.0, 300.0], "image": {"bytes": _png(im), "path": None}},
