@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['DEMO_PROMPT', 'QWEN_SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'TINY_MIN_PIXELS', 'TINY_MAX_PIXELS', 'PHOTO_BOXES',
-           'bench_corpus', 'train_bpe_on', 'train_bpe', 'qwen2_tokenizer', 'tiny_tokenizer', 'torchvision_works',
-           'Qwen2_5_VLImageOnlyProcessor', 'tiny_processor', 'crop_pair_inputs', 'set_pixel_budget', 'load_processor',
-           'tiny_config', 'tiny_qwen25_vl', 'save_pretrained_vlm', 'load_pretrained_vlm', 'tiny_checkpoint',
-           'coco_photo_folder', 'smart_resize']
+           'HAND_BOXES', 'COCO_FAULTS', 'bench_corpus', 'train_bpe_on', 'train_bpe', 'qwen2_tokenizer',
+           'tiny_tokenizer', 'torchvision_works', 'Qwen2_5_VLImageOnlyProcessor', 'tiny_processor', 'crop_pair_inputs',
+           'set_pixel_budget', 'load_processor', 'tiny_config', 'tiny_qwen25_vl', 'save_pretrained_vlm',
+           'load_pretrained_vlm', 'tiny_checkpoint', 'coco_photo_folder', 'png_header_only', 'bad_image_folder',
+           'write_coco', 'smart_resize']
 
 # %% ../nbs/90_testbench.ipynb #86bf5084
 import functools, importlib.util, json, random
@@ -276,3 +277,55 @@ def coco_photo_folder(root:str|Path,            # folder to write `images/` and 
     path = root / "instances.json"
     path.write_text(json.dumps(dict(images=images, annotations=anns, categories=[dict(id=v, name=k) for k, v in cats.items()])))
     return path
+
+# %% ../nbs/90_testbench.ipynb #c671fbb5
+HAND_BOXES = {   # xyxy boxes drawn by eye on scikit-image's photos; the camera photo has none
+    "astronaut": [[133, 343, 178, 412], [280, 338, 330, 372], [160, 45, 255, 160], [22, 10, 52, 40]],
+    "coffee": [[320, 225, 400, 315], [195, 235, 262, 300]],
+    "rocket": [[180, 355, 212, 385], [190, 115, 220, 150]],
+    "chelsea": [[138, 85, 205, 148]], "camera": []}
+COCO_FAULTS = (   # a crowd box, a box of zero width, an annotation of an image the file does not list
+    dict(segmentation={"counts": [], "size": [512, 512]}, area=9000.0, iscrowd=1, image_id=1, bbox=[0, 0, 300, 300], category_id=1),
+    dict(segmentation=[], area=0.0, iscrowd=0, image_id=1, bbox=[10, 10, 0, 5], category_id=1),
+    dict(segmentation=[], area=10.0, iscrowd=0, image_id=99, bbox=[10, 10, 5, 5], category_id=1))
+
+def png_header_only(w:int, h:int) -> bytes:
+    "A PNG file whose header claims w x h pixels (and holds no image data)."
+    import struct, zlib
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+def bad_image_folder(root:str|Path) -> Path:
+    "Write good images in five modes and four faulty files into `root`; returns it."
+    import numpy as np, skimage.data   # skimage: a dev dependency, as for every test fixture
+    root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    coffee = Image.fromarray(skimage.data.coffee())
+    coffee.convert("L").save(root / "grey.png"); Image.fromarray(skimage.data.logo()).save(root / "rgba.png")
+    coffee.convert("CMYK").save(root / "cmyk.jpg"); coffee.convert("P").save(root / "palette.png")
+    Image.fromarray((skimage.data.camera().astype(np.uint16) * 257)).save(root / "sixteen.png")
+    coffee.save(root / "ok.jpg"); (root / "truncated.jpg").write_bytes((root / "ok.jpg").read_bytes()[:5000])
+    (root / "notes.jpg").write_text("not an image"); (root / "bomb.png").write_bytes(png_header_only(100_000, 100_000))
+    coffee.resize((8, 8)).save(root / "tiny.png")
+    return root
+
+def write_coco(root:str|Path,            # writes `train2014/` (JPEGs) and `annotations/instances_train2014.json` here
+               photos:dict,              # name -> image array
+               boxes:dict,               # name -> xyxy boxes in its pixels
+               extra_annotations=(),     # appended as they are (e.g. COCO_FAULTS), ids renumbered
+               extra_images=(),          # image records appended as they are
+              ) -> tuple[Path, Path]:
+    "Write photos as JPEGs and a COCO instances json describing them in the exact upstream schema; returns (json, image folder)."
+    root = Path(root); (root / "train2014").mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i, (name, a) in enumerate(photos.items(), 1):
+        fn = f"COCO_train2014_{i:012d}.jpg"; Image.fromarray(a).save(root / "train2014" / fn, quality=95)
+        images.append(dict(license=1, file_name=fn, coco_url="", height=a.shape[0], width=a.shape[1], date_captured="", flickr_url="", id=i))
+        for b in boxes.get(name, []):
+            x1, y1, x2, y2 = b
+            anns.append(dict(segmentation=[[x1, y1, x2, y1, x2, y2, x1, y2]], area=float((x2 - x1) * (y2 - y1)), iscrowd=0,
+                             image_id=i, bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)], category_id=1, id=len(anns) + 1))
+    anns += [dict(a, id=len(anns) + k + 1) for k, a in enumerate(extra_annotations)]
+    d = dict(info={"description": "fixture"}, licenses=[], images=images + list(extra_images), annotations=anns,
+             categories=[dict(supercategory="thing", id=1, name="thing")])
+    (root / "annotations").mkdir(exist_ok=True); (root / "annotations" / "instances_train2014.json").write_text(json.dumps(d))
+    return root / "annotations" / "instances_train2014.json", root / "train2014"
